@@ -1,0 +1,180 @@
+"""The one place where NumPy versus CuPy is decided.
+
+Every other module asks this one for the array module of its arrays
+(:func:`get_array_module`), for the FFT namespace that goes with it (:func:`fft_for`), and
+for moves between host and device. CuPy is optional: the package imports and runs without it.
+"""
+import os
+
+import numpy as np
+import scipy.fft
+
+try:  # CuPy imports fine on a machine with no GPU; usability is checked separately.
+    import cupy
+    import cupyx.scipy.fft as _cupy_fft
+except Exception:  # pragma: no cover - depends on the machine
+    cupy = None
+    _cupy_fft = None
+
+DEVICES = ('auto', 'cpu', 'gpu')
+_gpu_usable = None
+
+
+def gpu_available():
+    """True when CuPy is importable *and* a CUDA device can really allocate memory."""
+    global _gpu_usable
+    if _gpu_usable is None:
+        _gpu_usable = False
+        if cupy is not None:
+            try:
+                _gpu_usable = cupy.cuda.runtime.getDeviceCount() > 0
+                if _gpu_usable:
+                    cupy.zeros(1).sum()  # the first allocation is where a missing driver shows
+            except Exception:
+                _gpu_usable = False
+    return _gpu_usable
+
+
+def gpu_unavailable_reason():
+    if cupy is None:
+        return "CuPy is not installed (pip install 'minifft[cuda12]' or 'minifft[cuda13]')"
+    return 'CuPy is installed but no usable CUDA device was found'
+
+
+def resolve_device(device):
+    """Turn 'auto' | 'cpu' | 'gpu' into 'cpu' or 'gpu'; asking for a missing GPU is an error."""
+    if device not in DEVICES:
+        raise ValueError(f'device must be one of {DEVICES}, got {device!r}')
+    if device == 'auto':
+        return 'gpu' if gpu_available() else 'cpu'
+    if device == 'gpu' and not gpu_available():
+        raise RuntimeError(f'--device gpu was asked for, but {gpu_unavailable_reason()}')
+    return device
+
+
+def is_gpu_array(a):
+    return cupy is not None and isinstance(a, cupy.ndarray)
+
+
+def is_array(a):
+    return isinstance(a, np.ndarray) or is_gpu_array(a)
+
+
+def get_array_module(*arrays):
+    """numpy or cupy, whichever the arrays live in (numpy when CuPy is absent)."""
+    if cupy is not None:
+        return cupy.get_array_module(*arrays)
+    return np
+
+
+def device_of(a):
+    return 'gpu' if is_gpu_array(a) else 'cpu'
+
+
+def xp_for(device):
+    """The array module of a resolved device name."""
+    if device == 'gpu':
+        if not gpu_available():
+            raise RuntimeError(f'a GPU array was asked for, but {gpu_unavailable_reason()}')
+        return cupy
+    return np
+
+
+def asnumpy(a):
+    if is_gpu_array(a):
+        return cupy.asnumpy(a)
+    return np.asarray(a)
+
+
+def to_device(a, device, dtype=None):
+    """Copy an array to 'cpu' or 'gpu' (a no-op when it is already there with that dtype)."""
+    if device == 'cpu':
+        out = asnumpy(a)
+    else:
+        out = xp_for('gpu').asarray(a)
+    return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def synchronize():
+    """Wait for the GPU's queued work (a no-op on the CPU); timers need it."""
+    if cupy is not None and gpu_available():
+        cupy.cuda.get_current_stream().synchronize()
+
+
+def convert_arrays(arrays, dtype=None, device=None, memo=None):
+    """Convert a list of arrays, keeping arrays that shared memory sharing it afterwards.
+
+    An array that is a view of another (its ``base``) is rebuilt as the same view of the
+    converted base, so a weight that is a slice of a flat buffer stays one after ``type()``.
+    ``memo`` maps ``id(old)`` to the new array across calls of one conversion.
+    """
+    memo = {} if memo is None else memo
+
+    def convert(a):
+        key = id(a)
+        if key in memo:
+            return memo[key][1]
+        base = a.base if isinstance(a.base, type(a)) else None
+        if base is None:
+            new = a
+            if device is not None and device != device_of(a):
+                new = to_device(new, device)
+            if dtype is not None and new.dtype != dtype:
+                new = new.astype(dtype)
+        else:
+            new_base = convert(base)
+            new = _same_view(a, base, new_base)
+        memo[key] = (a, new)  # keep `a` alive so its id is not reused during the conversion
+        return new
+
+    return [convert(a) for a in arrays]
+
+
+def _address(a):
+    return a.data.ptr if is_gpu_array(a) else a.__array_interface__['data'][0]
+
+
+def _same_view(view, base, new_base):
+    ratio = new_base.dtype.itemsize / base.dtype.itemsize
+    offset = int((_address(view) - _address(base)) * ratio)
+    strides = tuple(int(s * ratio) for s in view.strides)
+    if is_gpu_array(new_base):
+        return cupy.ndarray(view.shape, new_base.dtype, memptr=new_base.data + offset,
+                            strides=strides)
+    return np.ndarray(view.shape, new_base.dtype, buffer=new_base, offset=offset, strides=strides)
+
+
+class _CPUFFT:
+    """scipy.fft, multithreaded and float32-native, with the names the layers use."""
+
+    def __init__(self):
+        self.workers = int(os.environ.get('MINIFFT_FFT_WORKERS', 0)) or os.cpu_count() or 1
+
+    def rfftn(self, a, s, axes):
+        return scipy.fft.rfftn(a, s=s, axes=axes, workers=self.workers, overwrite_x=True)
+
+    def irfftn(self, a, s, axes):
+        return scipy.fft.irfftn(a, s=s, axes=axes, workers=self.workers, overwrite_x=True)
+
+    next_fast_len = staticmethod(lambda n: scipy.fft.next_fast_len(n, real=True))
+
+
+class _GPUFFT:
+    """cupyx.scipy.fft (cuFFT) with the same names; plans are kept by CuPy's plan cache."""
+
+    def rfftn(self, a, s, axes):
+        return _cupy_fft.rfftn(a, s=s, axes=axes, overwrite_x=True)
+
+    def irfftn(self, a, s, axes):
+        return _cupy_fft.irfftn(a, s=s, axes=axes, overwrite_x=True)
+
+    next_fast_len = staticmethod(lambda n: scipy.fft.next_fast_len(n, real=True))
+
+
+_CPU_FFT = _CPUFFT()
+_GPU_FFT = _GPUFFT() if _cupy_fft is not None else None
+
+
+def fft_for(xp):
+    """The FFT namespace matching an array module."""
+    return _GPU_FFT if (cupy is not None and xp is cupy) else _CPU_FFT

@@ -1,0 +1,134 @@
+"""Criterions: a loss ``output`` from ``(input, target)`` and its ``gradInput``.
+
+Class targets are integer arrays of 0-based class indices. ``output`` is a 0-d array (on the
+GPU it stays there, so a training step need not wait for it); ``float(loss)`` reads it.
+"""
+import numpy as np
+
+from .. import backend
+from .activation import LogSoftMax
+from .module import check_dims, check_float_array
+
+
+class Criterion:
+    def __init__(self):
+        self.output = None
+        self.gradInput = None
+
+    def forward(self, input, target):
+        check_float_array(self, input, 'input')
+        return self.updateOutput(input, target)
+
+    def backward(self, input, target):
+        return self.updateGradInput(input, target)
+
+    def updateOutput(self, input, target):
+        raise NotImplementedError
+
+    def updateGradInput(self, input, target):
+        raise NotImplementedError
+
+    def name(self):
+        return f'nn.{type(self).__name__}'
+
+    def __repr__(self):
+        return self.name()
+
+    def _check_classes(self, input, target):
+        check_dims(self, input, (1, 2), expected='(B, nClasses) or (nClasses,)')
+        batch = input.reshape(1, -1) if input.ndim == 1 else input
+        xp = backend.get_array_module(batch)
+        target = xp.asarray(target).reshape(-1)
+        if target.dtype.kind not in 'iu':
+            raise TypeError(f'{self.name()}: target must hold integer class indices, got '
+                            f'{target.dtype}')
+        if target.shape[0] != batch.shape[0]:
+            raise ValueError(f'{self.name()}: {target.shape[0]} targets for a batch of '
+                             f'{batch.shape[0]} (input shape {tuple(input.shape)})')
+        lo, hi = int(target.min()), int(target.max())
+        if lo < 0 or hi >= batch.shape[1]:
+            raise ValueError(f'{self.name()}: targets must be in [0, {batch.shape[1]}), got '
+                             f'values in [{lo}, {hi}]')
+        return batch, target
+
+
+class ClassNLLCriterion(Criterion):
+    """Negative log-likelihood of log-probabilities: ``-sum_i w[t_i] x[i, t_i]``, divided by
+    ``sum_i w[t_i]`` when ``sizeAverage`` (Torch's definition)."""
+
+    def __init__(self, weights=None, sizeAverage=True):
+        super().__init__()
+        self.weights = None if weights is None else np.asarray(weights, np.float64)
+        self.sizeAverage = sizeAverage
+
+    def _sample_weights(self, xp, target, dtype):
+        if self.weights is None:
+            return xp.ones(target.shape[0], dtype=dtype)
+        if self.weights.shape[0] <= int(target.max()):
+            raise ValueError(f'{self.name()}: {self.weights.shape[0]} class weights but a target '
+                             f'of class {int(target.max())}')
+        return xp.asarray(self.weights, dtype=dtype)[target]
+
+    def updateOutput(self, input, target):
+        x, t = self._check_classes(input, target)
+        xp = backend.get_array_module(x)
+        w = self._sample_weights(xp, t, x.dtype)
+        picked = x[xp.arange(x.shape[0]), t]
+        total = -(w * picked).sum()
+        self.output = total / w.sum() if self.sizeAverage else total
+        return self.output
+
+    def updateGradInput(self, input, target):
+        x, t = self._check_classes(input, target)
+        xp = backend.get_array_module(x)
+        w = self._sample_weights(xp, t, x.dtype)
+        if self.sizeAverage:
+            w = w / w.sum()
+        grad = xp.zeros_like(x)
+        grad[xp.arange(x.shape[0]), t] = -w
+        self.gradInput = grad.reshape(input.shape)
+        return self.gradInput
+
+
+class CrossEntropyCriterion(Criterion):
+    """LogSoftMax followed by ClassNLLCriterion, on raw scores."""
+
+    def __init__(self, weights=None, sizeAverage=True):
+        super().__init__()
+        self.lsm = LogSoftMax()
+        self.nll = ClassNLLCriterion(weights, sizeAverage)
+
+    def updateOutput(self, input, target):
+        self.output = self.nll.updateOutput(self.lsm.updateOutput(input), target)
+        return self.output
+
+    def updateGradInput(self, input, target):
+        self.lsm.updateOutput(input)
+        g = self.nll.updateGradInput(self.lsm.output, target)
+        self.gradInput = self.lsm.updateGradInput(input, g)
+        return self.gradInput
+
+
+class MSECriterion(Criterion):
+    """``sum((input - target)^2)``, divided by the number of elements when ``sizeAverage``."""
+
+    def __init__(self, sizeAverage=True):
+        super().__init__()
+        self.sizeAverage = sizeAverage
+
+    def _diff(self, input, target):
+        if tuple(target.shape) != tuple(input.shape):
+            raise ValueError(f'{self.name()}: target shape {tuple(target.shape)} differs from '
+                             f'input shape {tuple(input.shape)}')
+        return input - target
+
+    def updateOutput(self, input, target):
+        d = self._diff(input, target)
+        total = (d * d).sum()
+        self.output = total / d.size if self.sizeAverage else total
+        return self.output
+
+    def updateGradInput(self, input, target):
+        d = self._diff(input, target)
+        self.gradInput = (2 / d.size if self.sizeAverage else 2) * d
+        return self.gradInput

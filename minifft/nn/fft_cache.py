@@ -1,0 +1,101 @@
+"""The per-layer FFT buffer cache of SpatialConvolutionFFT.
+
+Each spectrum is kept with a fingerprint of the array it came from. A spectrum is reused only
+while a fresh fingerprint of the array offered now equals the stored one, so a different input,
+an input changed in place, or a weight changed by ``updateParameters``, the optimizer or the
+user's own assignment all lead to a new transform, never a stale one.
+
+The fingerprint is a random projection of the array's contents: the array is viewed as rows of
+``_ROW`` values and each row is dotted with a fixed random vector, giving ``size/_ROW`` numbers.
+Any change to the contents larger than the rounding of those dot products changes them (a
+permutation too, unlike a plain sum); computing it is one pass over the array with no copy,
+far cheaper than the transform it guards.
+"""
+import numpy as np
+
+from .. import backend
+
+_ROW = 1024
+_PROJECTION = {}
+
+
+def _projection(xp, dtype):
+    key = (xp.__name__, np.dtype(dtype).str)
+    if key not in _PROJECTION:
+        v = np.random.default_rng(12345).standard_normal(_ROW).astype(dtype)
+        _PROJECTION[key] = xp.asarray(v)
+    return _PROJECTION[key]
+
+
+def fingerprint(a):
+    xp = backend.get_array_module(a)
+    flat = xp.ascontiguousarray(a).reshape(-1)
+    w = _projection(xp, a.dtype)
+    rows = flat.size // _ROW
+    head = flat[:rows * _ROW].reshape(rows, _ROW) @ w
+    tail = flat[rows * _ROW:] @ w[:flat.size - rows * _ROW]
+    return xp.concatenate([head, tail.reshape(1)])
+
+
+class _Entry:
+    __slots__ = ('meta', 'shape', 'dtype', 'print', 'value')
+
+    def __init__(self, meta, source, value):
+        self.meta, self.shape, self.dtype = meta, tuple(source.shape), source.dtype
+        self.print = fingerprint(source)
+        self.value = value
+
+    def matches(self, meta, source):
+        if meta != self.meta or tuple(source.shape) != self.shape or source.dtype != self.dtype:
+            return False
+        if backend.device_of(source) != backend.device_of(self.print):
+            return False
+        xp = backend.get_array_module(source)
+        return bool(xp.array_equal(fingerprint(source), self.print))
+
+
+class FFTCache:
+    """Arrays derived from a layer's operands (the spectra, by kind 'input', 'weight',
+    'gradOutput'; the direct layer's im2col 'columns'), with counters of what was done."""
+    KINDS = ('input', 'weight', 'gradOutput')
+
+    def __init__(self):
+        self._entries = {}
+        self._forward = dict.fromkeys(self.KINDS, 0)
+        self._reused = dict.fromkeys(self.KINDS, 0)
+        self._inverse = {}
+
+    def get(self, kind, source, meta, transform):
+        """The spectrum of ``source`` for geometry ``meta``: reused if still valid, else
+        ``transform(source)`` stored and returned."""
+        entry = self._entries.get(kind)
+        if entry is not None and entry.matches(meta, source):
+            self._reused[kind] = self._reused.get(kind, 0) + 1
+            return entry.value
+        self._entries.pop(kind, None)  # free the stale spectrum before making the new one
+        value = transform(source)
+        self._entries[kind] = _Entry(meta, source, value)
+        self._forward[kind] = self._forward.get(kind, 0) + 1
+        return value
+
+    def count_inverse(self, kind):
+        self._inverse[kind] = self._inverse.get(kind, 0) + 1
+
+    def nbytes(self):
+        return sum(int(e.value.nbytes) for e in self._entries.values())
+
+    def stats(self):
+        return {'forward': dict(self._forward), 'inverse': dict(self._inverse),
+                'reused': dict(self._reused), 'bytes': self.nbytes(),
+                'spectra': {k: tuple(e.value.shape) for k, e in self._entries.items()}}
+
+    def reset_stats(self):
+        self._forward = dict.fromkeys(self.KINDS, 0)
+        self._reused = dict.fromkeys(self.KINDS, 0)
+        self._inverse = {}
+
+    def clear(self):
+        self._entries = {}
+
+    def __repr__(self):
+        return f'FFTCache({self.nbytes()} bytes, kinds={sorted(self._entries)})'

@@ -1,0 +1,143 @@
+"""Spatial max and average pooling with Torch's padding and ceil() options.
+
+Both loop over the kH*kW window offsets, each step a strided slice of the whole batch: the same
+code runs on NumPy and CuPy, and the loop is short (a window has a few taps).
+"""
+import math
+
+from .. import backend
+from .module import Module, as_image_batch, check_grad_output
+
+
+class _SpatialPooling(Module):
+    def __init__(self, kW, kH, dW=None, dH=None, padW=0, padH=0):
+        super().__init__()
+        self.kW, self.kH = int(kW), int(kH)
+        self.dW = int(dW) if dW is not None else self.kW
+        self.dH = int(dH) if dH is not None else self.kH
+        self.padW, self.padH = int(padW), int(padH)
+        self.ceil_mode = False
+        if self.padW * 2 > self.kW or self.padH * 2 > self.kH:
+            raise ValueError(f'{self.name()}: padding ({self.padW}, {self.padH}) must be at most '
+                             f'half the kernel ({self.kW}, {self.kH})')
+
+    def ceil(self):
+        self.ceil_mode = True
+        return self
+
+    def floor(self):
+        self.ceil_mode = False
+        return self
+
+    def _out_size(self, n, k, d, pad):
+        rnd = math.ceil if self.ceil_mode else math.floor
+        out = rnd((n + 2 * pad - k) / d) + 1
+        if self.ceil_mode and (out - 1) * d >= n + pad:  # the last window must start inside
+            out -= 1
+        return out
+
+    def _geometry(self, input):
+        x = as_image_batch(self, input)
+        H, W = x.shape[2:]
+        if H + 2 * self.padH < self.kH or W + 2 * self.padW < self.kW:
+            raise ValueError(f'{self.name()}: input {H}x{W} (padded by {self.padH},{self.padW}) '
+                             f'is smaller than the {self.kH}x{self.kW} window')
+        oH = self._out_size(H, self.kH, self.dH, self.padH)
+        oW = self._out_size(W, self.kW, self.dW, self.padW)
+        # rows/cols the padded buffer needs so every window, ceil ones included, fits
+        pH = max((oH - 1) * self.dH + self.kH, H + 2 * self.padH)
+        pW = max((oW - 1) * self.dW + self.kW, W + 2 * self.padW)
+        return x, oH, oW, pH, pW
+
+    def _padded(self, x, pH, pW, fill):
+        xp = backend.get_array_module(x)
+        S, C, H, W = x.shape
+        buf = xp.full((S, C, pH, pW), fill, dtype=x.dtype)
+        buf[:, :, self.padH:self.padH + H, self.padW:self.padW + W] = x
+        return buf
+
+    def _window(self, buf, u, v, oH, oW):
+        return buf[:, :, u:u + self.dH * (oH - 1) + 1:self.dH, v:v + self.dW * (oW - 1) + 1:self.dW]
+
+    def _windows(self):
+        return [(u, v) for u in range(self.kH) for v in range(self.kW)]
+
+    def _unpad(self, buf, x, input):
+        H, W = x.shape[2:]
+        g = buf[:, :, self.padH:self.padH + H, self.padW:self.padW + W]
+        return g.reshape(input.shape).copy()
+
+    def extra_repr(self):
+        return (f'{self.kW}x{self.kH}, {self.dW},{self.dH}, {self.padW},{self.padH}'
+                + (', ceil' if self.ceil_mode else ''))
+
+
+class SpatialMaxPooling(_SpatialPooling):
+    def updateOutput(self, input):
+        x, oH, oW, pH, pW = self._geometry(input)
+        xp = backend.get_array_module(x)
+        buf = self._padded(x, pH, pW, -xp.inf)
+        out = None
+        for i, (u, v) in enumerate(self._windows()):
+            win = self._window(buf, u, v, oH, oW)
+            if out is None:
+                out, self._argmax = win.copy(), xp.zeros(win.shape, dtype=xp.int16)
+            else:
+                better = win > out  # strict: the first maximum wins, as in Torch
+                out = xp.where(better, win, out)
+                self._argmax[better] = i
+        self.output = out.reshape(out.shape[1:]) if input.ndim == 3 else out
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        check_grad_output(self, gradOutput)
+        x, oH, oW, pH, pW = self._geometry(input)
+        xp = backend.get_array_module(x)
+        g = gradOutput.reshape(self._argmax.shape)
+        buf = xp.zeros((x.shape[0], x.shape[1], pH, pW), dtype=x.dtype)
+        for i, (u, v) in enumerate(self._windows()):
+            self._window(buf, u, v, oH, oW)[...] += g * (self._argmax == i)
+        self.gradInput = self._unpad(buf, x, input)
+        return self.gradInput
+
+    def clearState(self):
+        self._argmax = None
+        return super().clearState()
+
+
+class SpatialAveragePooling(_SpatialPooling):
+    """Average over each window; ``count_include_pad`` (Torch's default, True) divides by the
+    window's size within the padded input, False by the number of real input pixels."""
+
+    def __init__(self, kW, kH, dW=None, dH=None, padW=0, padH=0, count_include_pad=True):
+        super().__init__(kW, kH, dW, dH, padW, padH)
+        self.count_include_pad = count_include_pad
+
+    def _divisor(self, x, oH, oW, pH, pW):
+        xp = backend.get_array_module(x)
+        H, W = x.shape[2:]
+        counted = xp.zeros((1, 1, pH, pW), dtype=x.dtype)
+        if self.count_include_pad:
+            counted[:, :, :H + 2 * self.padH, :W + 2 * self.padW] = 1
+        else:
+            counted[:, :, self.padH:self.padH + H, self.padW:self.padW + W] = 1
+        return sum(self._window(counted, u, v, oH, oW) for u, v in self._windows())
+
+    def updateOutput(self, input):
+        x, oH, oW, pH, pW = self._geometry(input)
+        buf = self._padded(x, pH, pW, 0)
+        total = sum(self._window(buf, u, v, oH, oW) for u, v in self._windows())
+        out = total / self._divisor(x, oH, oW, pH, pW)
+        self.output = out.reshape(out.shape[1:]) if input.ndim == 3 else out
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        check_grad_output(self, gradOutput)
+        x, oH, oW, pH, pW = self._geometry(input)
+        xp = backend.get_array_module(x)
+        g = gradOutput.reshape((x.shape[0], x.shape[1], oH, oW)) / self._divisor(x, oH, oW, pH, pW)
+        buf = xp.zeros((x.shape[0], x.shape[1], pH, pW), dtype=x.dtype)
+        for u, v in self._windows():
+            self._window(buf, u, v, oH, oW)[...] += g
+        self.gradInput = self._unpad(buf, x, input)
+        return self.gradInput

@@ -1,0 +1,49 @@
+import math
+
+from .module import Module, check_grad_output
+
+
+class View(Module):
+    """Reshape each sample to ``sizes`` (one of them may be -1), keeping the batch dimension:
+    ``View(-1)`` flattens a ``(S, C, H, W)`` batch to ``(S, C*H*W)``. An input with exactly
+    ``prod(sizes)`` elements and no batch dimension is a single sample."""
+
+    def __init__(self, *sizes):
+        super().__init__()
+        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+            sizes = tuple(sizes[0])
+        self.sizes = tuple(int(s) for s in sizes)
+        if sum(s == -1 for s in self.sizes) > 1 or any(s == 0 or s < -1 for s in self.sizes):
+            raise ValueError(f'{self.name()}: sizes {self.sizes} may hold one -1 and otherwise '
+                             'positive sizes')
+
+    def _target(self, input):
+        known = math.prod(s for s in self.sizes if s != -1)
+        if -1 not in self.sizes and input.size == known and input.ndim == len(self.sizes):
+            return self.sizes  # a single sample
+        batch = input.shape[0] if input.ndim > 0 else 1
+        per_sample = input.size // batch if batch else 0
+        if per_sample % known or (-1 not in self.sizes and per_sample != known):
+            raise ValueError(f'{self.name()}: cannot view input of shape {tuple(input.shape)} '
+                             f'as (batch, {", ".join(map(str, self.sizes))})')
+        return (batch,) + self.sizes
+
+    def updateOutput(self, input):
+        self.output = input.reshape(self._target(input))
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        check_grad_output(self, gradOutput)
+        self.gradInput = gradOutput.reshape(input.shape)
+        return self.gradInput
+
+    def extra_repr(self):
+        return ', '.join(map(str, self.sizes))
+
+
+class Reshape(View):
+    """Like View, but the output is always a fresh contiguous copy (Torch's nn.Reshape)."""
+
+    def updateOutput(self, input):
+        self.output = input.reshape(self._target(input)).copy()
+        return self.output

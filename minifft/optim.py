@@ -1,0 +1,130 @@
+"""SGD with Torch7 ``optim.sgd`` semantics, and learning-rate schedules.
+
+One step, per parameter ``x`` with gradient ``g``: ``g' = g + weight_decay * x``; with momentum,
+the buffer ``v`` starts as ``g'`` on the first step and is ``momentum * v + (1 - dampening) * g'``
+afterwards; the update direction is ``g' + momentum * v`` (Nesterov) or ``v``; then
+``x -= lr * direction``. The gradients themselves are left untouched.
+"""
+import math
+
+from . import backend
+
+
+class SGD:
+    def __init__(self, params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False,
+                 weight_decay=0.0):
+        if len(params) != len(grads):
+            raise ValueError(f'SGD: {len(params)} parameters but {len(grads)} gradients')
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if p.shape != g.shape:
+                raise ValueError(f'SGD: parameter {i} has shape {p.shape} but its gradient '
+                                 f'{g.shape}')
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f'SGD: lr, momentum and weight_decay must be >= 0, got {lr}, '
+                             f'{momentum}, {weight_decay}')
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError('SGD: Nesterov momentum needs momentum > 0 and dampening = 0')
+        self.params, self.grads = list(params), list(grads)
+        self.lr, self.momentum, self.dampening = lr, momentum, dampening
+        self.nesterov, self.weight_decay = nesterov, weight_decay
+        self.buffers = [None] * len(self.params)
+        self.steps = 0
+
+    def step(self):
+        for i, (x, g) in enumerate(zip(self.params, self.grads)):
+            d = g + self.weight_decay * x if self.weight_decay else g
+            if self.momentum:
+                v = self.buffers[i]
+                if v is None:
+                    v = self.buffers[i] = d.copy()
+                else:
+                    v *= self.momentum
+                    v += (1 - self.dampening) * d
+                d = d + self.momentum * v if self.nesterov else v
+            x -= self.lr * d
+        self.steps += 1
+
+    def state_dict(self):
+        return {'lr': self.lr, 'momentum': self.momentum, 'dampening': self.dampening,
+                'nesterov': self.nesterov, 'weight_decay': self.weight_decay,
+                'steps': self.steps,
+                'buffers': [None if b is None else backend.asnumpy(b) for b in self.buffers]}
+
+    def load_state_dict(self, state):
+        buffers = state['buffers']
+        if len(buffers) != len(self.params):
+            raise ValueError(f'SGD.load_state_dict: state has {len(buffers)} momentum buffers '
+                             f'for {len(self.params)} parameters')
+        for i, (b, p) in enumerate(zip(buffers, self.params)):
+            if b is not None and tuple(b.shape) != tuple(p.shape):
+                raise ValueError(f'SGD.load_state_dict: buffer {i} has shape {tuple(b.shape)}, '
+                                 f'parameter has {tuple(p.shape)}')
+        for key in ('lr', 'momentum', 'dampening', 'nesterov', 'weight_decay', 'steps'):
+            setattr(self, key, state[key])
+        self.buffers = [None if b is None else
+                        backend.to_device(b, backend.device_of(p), p.dtype)
+                        for b, p in zip(buffers, self.params)]
+
+
+class Schedule:
+    """Learning rate as a function of the epoch (0-based)."""
+
+    def __init__(self, base_lr):
+        self.base_lr = base_lr
+
+    def __call__(self, epoch):
+        return self.base_lr
+
+
+class StepSchedule(Schedule):
+    """Multiply by ``gamma`` every ``step`` epochs."""
+
+    def __init__(self, base_lr, step, gamma=0.1):
+        super().__init__(base_lr)
+        self.step, self.gamma = step, gamma
+
+    def __call__(self, epoch):
+        return self.base_lr * self.gamma ** (epoch // self.step)
+
+
+class MultiStepSchedule(Schedule):
+    """Multiply by ``gamma`` at each epoch of ``milestones``."""
+
+    def __init__(self, base_lr, milestones, gamma=0.1):
+        super().__init__(base_lr)
+        self.milestones, self.gamma = sorted(milestones), gamma
+
+    def __call__(self, epoch):
+        return self.base_lr * self.gamma ** sum(epoch >= m for m in self.milestones)
+
+
+class CosineSchedule(Schedule):
+    """Half a cosine from ``base_lr`` at epoch 0 down to ``min_lr`` at ``epochs``."""
+
+    def __init__(self, base_lr, epochs, min_lr=0.0):
+        super().__init__(base_lr)
+        self.epochs, self.min_lr = max(1, epochs), min_lr
+
+    def __call__(self, epoch):
+        t = min(epoch, self.epochs) / self.epochs
+        return self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * t))
+
+
+def make_schedule(spec, base_lr, epochs):
+    """From a command-line spec: ``constant``, ``step:STEP[:GAMMA]``,
+    ``multistep:M1,M2,...[:GAMMA]`` or ``cosine``."""
+    name, *args = spec.split(':')
+    try:
+        if name == 'constant' and not args:
+            return Schedule(base_lr)
+        if name == 'step' and 1 <= len(args) <= 2:
+            return StepSchedule(base_lr, int(args[0]), *map(float, args[1:]))
+        if name == 'multistep' and 1 <= len(args) <= 2:
+            return MultiStepSchedule(base_lr, [int(m) for m in args[0].split(',')],
+                                     *map(float, args[1:]))
+        if name == 'cosine' and not args:
+            return CosineSchedule(base_lr, epochs)
+    except ValueError:
+        pass
+    raise ValueError(f'unknown schedule {spec!r}: expected constant, step:STEP[:GAMMA], '
+                     'multistep:M1,M2,...[:GAMMA] or cosine')
