@@ -7,6 +7,8 @@ afterwards; the update direction is ``g' + momentum * v`` (Nesterov) or ``v``; t
 """
 import math
 
+import numpy as np
+
 from . import backend
 
 
@@ -48,7 +50,8 @@ class SGD:
         return {'lr': self.lr, 'momentum': self.momentum, 'dampening': self.dampening,
                 'nesterov': self.nesterov, 'weight_decay': self.weight_decay,
                 'steps': self.steps,
-                'buffers': [None if b is None else backend.asnumpy(b) for b in self.buffers]}
+                'buffers': [None if b is None else np.array(backend.asnumpy(b))
+                            for b in self.buffers]}
 
     def load_state_dict(self, state):
         buffers = state['buffers']
@@ -61,8 +64,9 @@ class SGD:
                                  f'parameter has {tuple(p.shape)}')
         for key in ('lr', 'momentum', 'dampening', 'nesterov', 'weight_decay', 'steps'):
             setattr(self, key, state[key])
+        # copies, so the state given in is not aliased by the running optimizer
         self.buffers = [None if b is None else
-                        backend.to_device(b, backend.device_of(p), p.dtype)
+                        backend.to_device(b, backend.device_of(p), p.dtype).copy()
                         for b, p in zip(buffers, self.params)]
 
 

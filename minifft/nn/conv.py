@@ -73,7 +73,7 @@ class _SpatialConvolutionBase(Module):
         expected = (x.shape[0], self.nOutputPlane, oH, oW)
         g = gradOutput[None] if gradOutput.ndim == 3 else gradOutput
         if tuple(g.shape) != expected:
-            raise ValueError(f'{self.name()}: gradOutput must have shape {expected[input.ndim - 3:]}'
+            raise ValueError(f'{self.name()}: gradOutput must have shape {expected[4 - input.ndim:]}'
                              f' for input {tuple(input.shape)}, got {tuple(gradOutput.shape)}')
         check_grad_output(self, gradOutput)
         return x, g

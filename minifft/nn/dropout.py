@@ -5,6 +5,7 @@ from .module import Module, check_grad_output
 class Dropout(Module):
     """Inverted dropout: in training, zero each element with probability ``p`` and scale the
     survivors by ``1/(1-p)``, so that evaluate mode is the identity."""
+    _scratch = Module._scratch + ('noise',)
 
     def __init__(self, p=0.5):
         super().__init__()
@@ -27,10 +28,6 @@ class Dropout(Module):
         check_grad_output(self, gradOutput)
         self.gradInput = gradOutput * self.noise if self.noise is not None else gradOutput
         return self.gradInput
-
-    def clearState(self):
-        self.noise = None
-        return super().clearState()
 
     def extra_repr(self):
         return f'{self.p}'

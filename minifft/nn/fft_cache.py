@@ -97,5 +97,11 @@ class FFTCache:
     def clear(self):
         self._entries = {}
 
+    def __getstate__(self):
+        # spectra are scratch: a pickled or copied layer starts with an empty cache
+        state = dict(self.__dict__)
+        state['_entries'] = {}
+        return state
+
     def __repr__(self):
         return f'FFTCache({self.nbytes()} bytes, kinds={sorted(self._entries)})'

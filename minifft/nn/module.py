@@ -16,6 +16,9 @@ class Module:
     _param_pairs = (('weight', 'gradWeight'), ('bias', 'gradBias'))
     # non-trainable state that checkpoints keep (BatchNorm's running statistics)
     _buffer_names = ()
+    # fields that only carry results from one call to the next: dropped by clearState(),
+    # never pickled, never moved between devices
+    _scratch = ('output', 'gradInput')
 
     def __init__(self):
         self.output = None
@@ -83,8 +86,8 @@ class Module:
 
     def clearState(self):
         """Drop ``output``, ``gradInput`` and scratch buffers (kept out of pickles and moves)."""
-        self.output = None
-        self.gradInput = None
+        for name in self._scratch:
+            setattr(self, name, None)
         return self
 
     def listModules(self):
@@ -92,8 +95,7 @@ class Module:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state['output'] = None
-        state['gradInput'] = None
+        state.update(dict.fromkeys(self._scratch))
         return state
 
     # -- dtype and device -----------------------------------------------------------------

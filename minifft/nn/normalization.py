@@ -10,6 +10,7 @@ class BatchNormalization(Module):
     biased variance and updates ``running_mean``/``running_var`` (unbiased) with ``momentum``;
     in evaluate mode it uses the running statistics."""
     _buffer_names = ('running_mean', 'running_var')
+    _scratch = Module._scratch + ('save_mean', 'save_std', '_xhat')
 
     def __init__(self, nOutput, eps=1e-5, momentum=0.1, affine=True):
         super().__init__()
@@ -97,10 +98,6 @@ class BatchNormalization(Module):
         axes = self._axes(g)
         self.gradWeight += scale * (g * self._xhat).sum(axis=axes)
         self.gradBias += scale * g.sum(axis=axes)
-
-    def clearState(self):
-        self.save_mean = self.save_std = self._xhat = None
-        return super().clearState()
 
     def extra_repr(self):
         return f'{self.nOutput}' + ('' if self.affine else ', affine=False')

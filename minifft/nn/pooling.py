@@ -73,6 +73,8 @@ class _SpatialPooling(Module):
 
 
 class SpatialMaxPooling(_SpatialPooling):
+    _scratch = Module._scratch + ('_argmax',)
+
     def updateOutput(self, input):
         x, oH, oW, pH, pW = self._geometry(input)
         xp = backend.get_array_module(x)
@@ -100,9 +102,6 @@ class SpatialMaxPooling(_SpatialPooling):
         self.gradInput = self._unpad(buf, x, input)
         return self.gradInput
 
-    def clearState(self):
-        self._argmax = None
-        return super().clearState()
 
 
 class SpatialAveragePooling(_SpatialPooling):

@@ -1,0 +1,225 @@
+"""SpatialConvolution and SpatialConvolutionFFT: against a naive float64 loop, against each
+other, by finite differences, against PyTorch where installed, and the FFT cache's behaviour."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from minifft import backend, jacobian, nn
+
+from .helpers import conv_grads_reference, conv_reference, rel_err
+
+CASES = [  # S, f, f', H, W, kH, kW, dH, dW, padH, padW
+    (2, 3, 4, 9, 8, 3, 2, 1, 1, 0, 0),
+    (2, 2, 3, 10, 11, 4, 3, 2, 2, 1, 1),
+    (1, 3, 2, 7, 7, 7, 7, 1, 1, 0, 0),
+    (3, 2, 2, 13, 9, 3, 5, 3, 2, 2, 1),
+    (2, 4, 5, 12, 12, 5, 5, 1, 1, 2, 2),
+    (1, 1, 1, 6, 5, 1, 1, 2, 1, 0, 3),
+]
+CONVS = [nn.SpatialConvolution, nn.SpatialConvolutionFFT]
+
+
+def make(conv, case, dtype, device='cpu', rng=None):
+    S, f, fo, H, W, kH, kW, dH, dW, pH, pW = case
+    layer = conv(f, fo, kW, kH, dW, dH, pW, pH).type(dtype).type(device)
+    x = rng.standard_normal((S, f, H, W)).astype(dtype)
+    return layer, backend.xp_for(device).asarray(x)
+
+
+def run_step(layer, x, rng):
+    out = layer.forward(x)
+    go = backend.get_array_module(x).asarray(rng.standard_normal(out.shape).astype(x.dtype))
+    layer.zeroGradParameters()
+    gi = layer.backward(x, go)
+    return out, go, gi
+
+
+@pytest.mark.parametrize('case', CASES)
+@pytest.mark.parametrize('conv', CONVS)
+@pytest.mark.parametrize('dtype, tol', [(np.float64, 1e-10), (np.float32, 1e-4)])
+def test_against_naive_loop(conv, case, dtype, tol, rng, device):
+    layer, x = make(conv, case, dtype, device, rng)
+    d, pad = (case[7], case[8]), (case[9], case[10])
+    out, go, gi = run_step(layer, x, rng)
+    w, b = backend.asnumpy(layer.weight), backend.asnumpy(layer.bias)
+    x_, go_ = backend.asnumpy(x), backend.asnumpy(go)
+    assert out.dtype == dtype and gi.dtype == dtype and layer.gradWeight.dtype == dtype
+    assert rel_err(out, conv_reference(x_, w, b, d, pad)) < tol
+    gi_ref, gw_ref, gb_ref = conv_grads_reference(x_, w, go_, d, pad)
+    assert rel_err(gi, gi_ref) < tol
+    assert rel_err(layer.gradWeight, gw_ref) < tol
+    assert rel_err(layer.gradBias, gb_ref) < tol
+
+
+@pytest.mark.parametrize('case', CASES)
+def test_fft_equals_direct(case, rng):
+    direct, x = make(nn.SpatialConvolution, case, np.float64, rng=rng)
+    fft = nn.SpatialConvolutionFFT(*_ctor(case)).double()
+    fft.weight[...], fft.bias[...] = direct.weight, direct.bias
+    a = run_step(direct, x, rng)
+    go = a[1]
+    out = fft.forward(x)
+    fft.zeroGradParameters()
+    gi = fft.backward(x, go)
+    assert rel_err(out, a[0]) < 1e-10 and rel_err(gi, a[2]) < 1e-10
+    assert rel_err(fft.gradWeight, direct.gradWeight) < 1e-10
+    assert rel_err(fft.gradBias, direct.gradBias) < 1e-10
+
+
+def _ctor(case):
+    S, f, fo, H, W, kH, kW, dH, dW, pH, pW = case
+    return f, fo, kW, kH, dW, dH, pW, pH
+
+
+@pytest.mark.parametrize('case', CASES[:4])
+@pytest.mark.parametrize('conv', CONVS)
+def test_finite_differences(conv, case, rng):
+    layer, x = make(conv, case, np.float64, rng=rng)
+    errors = jacobian.check(layer, x[:1])
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_single_sample_and_no_bias(rng):
+    for conv in CONVS:
+        layer = conv(3, 2, 3, 3, 1, 1, 1, 1).noBias().double()
+        x = rng.standard_normal((3, 6, 5))
+        y = layer.forward(x)
+        assert y.shape == (2, 6, 5) and layer.parameters()[0] == [layer.weight]
+        assert rel_err(y, conv_reference(x[None], layer.weight, None, pad=(1, 1))[0]) < 1e-10
+        gi = layer.backward(x, np.ones_like(y))
+        assert gi.shape == x.shape
+        assert 'without bias' in repr(layer)
+
+
+@settings(max_examples=25, deadline=None)
+@given(S=st.integers(1, 3), f=st.integers(1, 3), fo=st.integers(1, 3), kH=st.integers(1, 5),
+       kW=st.integers(1, 5), dH=st.integers(1, 3), dW=st.integers(1, 3), pH=st.integers(0, 2),
+       pW=st.integers(0, 2), extraH=st.integers(0, 6), extraW=st.integers(0, 6),
+       seed=st.integers(0, 2**31))
+def test_property_fft_matches_reference(S, f, fo, kH, kW, dH, dW, pH, pW, extraH, extraW, seed):
+    rng = np.random.default_rng(seed)
+    H, W = max(1, kH - 2 * pH + extraH), max(1, kW - 2 * pW + extraW)
+    case = (S, f, fo, H, W, kH, kW, dH, dW, pH, pW)
+    layer, x = make(nn.SpatialConvolutionFFT, case, np.float64, rng=rng)
+    out, go, gi = run_step(layer, x, rng)
+    assert rel_err(out, conv_reference(x, layer.weight, layer.bias, (dH, dW), (pH, pW))) < 1e-10
+    gi_ref, gw_ref, gb_ref = conv_grads_reference(x, layer.weight, go, (dH, dW), (pH, pW))
+    assert rel_err(gi, gi_ref) < 1e-10
+    assert rel_err(layer.gradWeight, gw_ref) < 1e-10
+    assert rel_err(layer.gradBias, gb_ref) < 1e-10
+
+
+@pytest.mark.parametrize('case', CASES)
+def test_against_pytorch(case, rng):
+    torch = pytest.importorskip('torch')
+    layer, x = make(nn.SpatialConvolutionFFT, case, np.float64, rng=rng)
+    out, go, gi = run_step(layer, x, rng)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(layer.weight, requires_grad=True)
+    tb = torch.tensor(layer.bias, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride=(case[7], case[8]),
+                                    padding=(case[9], case[10]))
+    ty.backward(torch.tensor(go))
+    assert rel_err(out, ty.detach().numpy()) < 1e-10
+    assert rel_err(gi, tx.grad.numpy()) < 1e-10
+    assert rel_err(layer.gradWeight, tw.grad.numpy()) < 1e-10
+    assert rel_err(layer.gradBias, tb.grad.numpy()) < 1e-10
+
+
+# -- the cache ----------------------------------------------------------------------------------
+def _counts(layer):
+    s = layer.fft_cache.stats()
+    return s['forward'], s['inverse']
+
+
+def test_one_step_transforms_each_operand_once(rng, device):
+    layer, x = make(nn.SpatialConvolutionFFT, CASES[1], np.float32, device, rng)
+    run_step(layer, x, rng)
+    forward, inverse = _counts(layer)
+    assert forward == {'input': 1, 'weight': 1, 'gradOutput': 1}
+    assert inverse == {'output': 1, 'gradInput': 1, 'gradWeight': 1}
+
+
+def test_new_input_retransforms_input_not_weight(rng):
+    layer, x = make(nn.SpatialConvolutionFFT, CASES[0], np.float32, rng=rng)
+    layer.forward(x)
+    layer.forward(x + 1)
+    assert _counts(layer)[0] == {'input': 2, 'weight': 1, 'gradOutput': 0}
+    layer.forward((x + 1).copy())  # a different array with the same contents: reused
+    assert _counts(layer)[0]['input'] == 2
+
+
+def test_weight_changes_are_seen(rng):
+    layer, x = make(nn.SpatialConvolutionFFT, CASES[0], np.float32, rng=rng)
+    direct = nn.SpatialConvolution(*_ctor(CASES[0]))
+    run_step(layer, x, rng)
+    layer.updateParameters(0.1)
+    direct.weight, direct.bias = layer.weight.copy(), layer.bias.copy()
+    assert rel_err(layer.forward(x), direct.forward(x)) < 1e-5
+    assert _counts(layer)[0]['weight'] == 2
+    layer.weight[0, 0, 0, 0] += 1.0  # the user's own in-place change
+    direct.weight[0, 0, 0, 0] += 1.0
+    assert rel_err(layer.forward(x), direct.forward(x)) < 1e-5
+    layer.weight = layer.weight * 0.5  # the user's own assignment
+    direct.weight = direct.weight * 0.5
+    assert rel_err(layer.forward(x), direct.forward(x)) < 1e-5
+    assert _counts(layer)[0]['weight'] == 4
+
+
+def test_in_place_input_change_is_detected(rng):
+    layer, x = make(nn.SpatialConvolutionFFT, CASES[0], np.float64, rng=rng)
+    out = layer.forward(x)
+    go = rng.standard_normal(out.shape)
+    x[0, 0, 0, 0] += 1.0  # mutated between forward and accGradParameters
+    x[1] = x[1][:, ::-1].copy()  # a permutation keeps the sum: still seen
+    layer.zeroGradParameters()
+    layer.accGradParameters(x, go)
+    _, gw_ref, _ = conv_grads_reference(x, layer.weight, go)
+    assert rel_err(layer.gradWeight, gw_ref) < 1e-10
+    assert _counts(layer)[0]['input'] == 2
+
+
+def test_acc_grad_parameters_alone(rng):
+    layer, x = make(nn.SpatialConvolutionFFT, CASES[3], np.float64, rng=rng)
+    out = layer.forward(x)
+    go = rng.standard_normal(out.shape)
+    layer.zeroGradParameters()
+    layer.accGradParameters(x, go)  # no updateGradInput first
+    _, gw_ref, gb_ref = conv_grads_reference(x, layer.weight, go, (3, 2), (2, 1))
+    assert rel_err(layer.gradWeight, gw_ref) < 1e-10 and rel_err(layer.gradBias, gb_ref) < 1e-10
+    layer.updateGradInput(x, go)  # and the gradOutput spectrum is then reused
+    assert layer.fft_cache.stats()['reused']['gradOutput'] == 1
+
+
+def test_memory_against_paper_formula(rng):
+    S, f, fo, n, k = 4, 3, 5, 16, 5
+    layer = nn.SpatialConvolutionFFT(f, fo, k)
+    x = rng.standard_normal((S, f, n, n)).astype(np.float32)
+    run_step(layer, x, rng)
+    N = backend.fft_for(np).next_fast_len(n)
+    held = layer.fft_cache.nbytes()
+    paper = 4 * N * (N + 1) * (S * f + S * fo + f * fo)
+    assert held == 8 * N * (N // 2 + 1) * (S * f + S * fo + f * fo)
+    assert paper / 2 <= held <= 2 * paper
+    layer.clearState()
+    assert layer.fft_cache.nbytes() == 0
+
+
+def test_device_move_drops_cache(rng):
+    layer, x = make(nn.SpatialConvolutionFFT, CASES[0], np.float32, rng=rng)
+    layer.forward(x)
+    assert layer.fft_cache.nbytes() > 0
+    layer.double()
+    assert layer.fft_cache.nbytes() == 0
+
+
+def test_gpu_matches_cpu(rng, device):
+    if device == 'cpu':
+        pytest.skip('compares a GPU run with the CPU one')
+    cpu, x = make(nn.SpatialConvolutionFFT, CASES[1], np.float32, rng=rng)
+    gpu = nn.SpatialConvolutionFFT(*_ctor(CASES[1]))
+    gpu.weight, gpu.bias = cpu.weight.copy(), cpu.bias.copy()
+    gpu.cuda()
+    a = cpu.forward(x)
+    b = gpu.forward(backend.to_device(x, 'gpu'))
+    assert rel_err(b, a) < 1e-5

@@ -1,0 +1,190 @@
+"""Every layer's forward against a float64 reference written here, and its gradients by
+minifft.jacobian (input and parameters), on random shapes with a printed seed."""
+import numpy as np
+import pytest
+
+from minifft import backend, jacobian, nn
+
+from .helpers import pool_reference, rel_err
+
+TOL = 1e-6  # finite differences in float64 with eps = 1e-6
+
+
+def _to(xp, a):
+    return xp.asarray(a)
+
+
+def _check_grads(module, x, tol=TOL):
+    errors = jacobian.check(module, x)
+    assert max(errors.values()) < tol, errors
+
+
+def test_linear(rng, xp, device):
+    B, n, m = rng.integers(1, 5), rng.integers(1, 7), rng.integers(1, 6)
+    layer = nn.Linear(n, m).double().type(device)
+    x = rng.standard_normal((B, n))
+    w, b = backend.asnumpy(layer.weight), backend.asnumpy(layer.bias)
+    assert rel_err(layer.forward(_to(xp, x)), x @ w.T + b) < 1e-12
+    assert layer.forward(_to(xp, x[0])).shape == (m,)
+    _check_grads(layer, _to(xp, x))
+
+
+def test_linear_default_init_range(rng):
+    layer = nn.Linear(100, 50)
+    bound = 1 / np.sqrt(100)
+    assert np.abs(layer.weight).max() <= bound and np.abs(layer.weight).max() > 0.8 * bound
+    assert layer.weight.dtype == np.float32
+
+
+@pytest.mark.parametrize('cls, ref', [
+    (nn.ReLU, lambda x: np.maximum(x, 0)),
+    (nn.Tanh, np.tanh),
+    (nn.Sigmoid, lambda x: 1 / (1 + np.exp(-x))),
+    (nn.Identity, lambda x: x),
+])
+def test_pointwise(cls, ref, rng, xp):
+    x = rng.standard_normal((rng.integers(1, 4), rng.integers(1, 5), 3, 2))
+    layer = cls()
+    assert rel_err(layer.forward(_to(xp, x)), ref(x)) < 1e-12
+    x[np.abs(x) < 1e-3] = 0.5  # keep ReLU's kink out of the finite differences
+    _check_grads(layer, _to(xp, x))
+
+
+def test_sigmoid_saturates_without_overflow():
+    with np.errstate(over='raise', invalid='raise', divide='raise'):
+        y = nn.Sigmoid().forward(np.array([-1000.0, 0.0, 1000.0]))
+    assert np.allclose(y, [0, 0.5, 1])
+
+
+@pytest.mark.parametrize('cls', [nn.SoftMax, nn.LogSoftMax])
+def test_softmax_family(cls, rng, xp):
+    x = rng.standard_normal((rng.integers(1, 5), rng.integers(2, 7))) * 3
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    ref = p if cls is nn.SoftMax else np.log(p)
+    assert rel_err(cls().forward(_to(xp, x)), ref) < 1e-12
+    assert rel_err(cls().forward(_to(xp, x[0])), ref[0]) < 1e-12
+    _check_grads(cls(), _to(xp, x))
+
+
+def test_softmax_is_stable_for_huge_scores():
+    x = np.array([[1000.0, 0.0, -1000.0], [1e4, 1e4, 1e4]], np.float32)
+    with np.errstate(over='raise', invalid='raise', divide='raise'):
+        p = nn.SoftMax().forward(x)
+        lp = nn.LogSoftMax().forward(x)
+    assert np.allclose(p[0], [1, 0, 0]) and np.allclose(p[1], 1 / 3)
+    assert np.isfinite(lp).all() and np.allclose(lp[0, 1], -1000)
+
+
+POOL_CASES = [  # (k, d, pad, ceil)
+    ((2, 2), (2, 2), (0, 0), False),
+    ((3, 3), (2, 2), (1, 1), False),
+    ((3, 2), (2, 1), (1, 0), True),
+    ((3, 3), (2, 2), (0, 0), True),
+    ((2, 3), (3, 2), (1, 1), True),
+]
+
+
+@pytest.mark.parametrize('k, d, pad, ceil_mode', POOL_CASES)
+def test_max_pooling(k, d, pad, ceil_mode, rng, xp):
+    x = rng.standard_normal((2, 3, rng.integers(5, 9), rng.integers(5, 9)))
+    layer = nn.SpatialMaxPooling(k[1], k[0], d[1], d[0], pad[1], pad[0])
+    if ceil_mode:
+        layer.ceil()
+    ref = pool_reference(x, k, d, pad, ceil_mode, 'max')
+    assert rel_err(layer.forward(_to(xp, x)), ref) == 0
+    assert layer.forward(_to(xp, x[0])).shape == ref.shape[1:]
+    _check_grads(layer, _to(xp, x))
+
+
+@pytest.mark.parametrize('count_include_pad', [True, False])
+@pytest.mark.parametrize('k, d, pad, ceil_mode', POOL_CASES)
+def test_average_pooling(k, d, pad, ceil_mode, count_include_pad, rng, xp):
+    x = rng.standard_normal((2, 2, rng.integers(5, 9), rng.integers(5, 9)))
+    layer = nn.SpatialAveragePooling(k[1], k[0], d[1], d[0], pad[1], pad[0],
+                                     count_include_pad=count_include_pad)
+    if ceil_mode:
+        layer.ceil()
+    ref = pool_reference(x, k, d, pad, ceil_mode, 'avg', count_include_pad)
+    assert rel_err(layer.forward(_to(xp, x)), ref) < 1e-12
+    _check_grads(layer, _to(xp, x))
+
+
+def test_max_pooling_ties_route_gradient_to_one_input():
+    x = np.ones((1, 1, 2, 2))
+    layer = nn.SpatialMaxPooling(2, 2)
+    layer.forward(x)
+    g = layer.backward(x, np.ones((1, 1, 1, 1)))
+    assert g.sum() == 1 and g[0, 0, 0, 0] == 1
+
+
+def test_view_and_reshape(rng, xp):
+    x = _to(xp, rng.standard_normal((3, 2, 4, 5)))
+    v = nn.View(-1)
+    assert v.forward(x).shape == (3, 40)
+    assert nn.View(2, 20).forward(x).shape == (3, 2, 20)
+    assert nn.View(2, 4, 5).forward(x[0]).shape == (2, 4, 5)
+    r = nn.Reshape(40)
+    out = r.forward(x)
+    assert out.shape == (3, 40) and not np.shares_memory(backend.asnumpy(out), backend.asnumpy(x))
+    assert v.backward(x, v.output).shape == x.shape
+    _check_grads(nn.View(-1), x[:1])
+    with pytest.raises(ValueError, match='View'):
+        nn.View(7).forward(x)
+
+
+def test_dropout(rng, xp):
+    x = _to(xp, rng.standard_normal((200, 50)) + 3)
+    layer = nn.Dropout(0.3)
+    y = backend.asnumpy(layer.forward(x))
+    kept = y != 0
+    assert abs(kept.mean() - 0.7) < 0.02
+    assert np.allclose(y[kept], backend.asnumpy(x)[kept] / 0.7)
+    g = backend.asnumpy(layer.backward(x, xp.ones_like(x)))
+    assert np.allclose(g, kept / 0.7)
+    layer.evaluate()
+    assert layer.forward(x) is x
+    with pytest.raises(ValueError, match='Dropout'):
+        nn.Dropout(1.0)
+
+
+@pytest.mark.parametrize('spatial', [False, True])
+def test_batch_normalization(spatial, rng, xp, device):
+    C = int(rng.integers(1, 4))
+    shape = (4, C, 3, 2) if spatial else (5, C)
+    layer = (nn.SpatialBatchNormalization(C) if spatial else nn.BatchNormalization(C)).double()
+    layer.weight[...] = rng.standard_normal(C)
+    layer.bias[...] = rng.standard_normal(C)
+    layer.type(device)
+    x = rng.standard_normal(shape) * 2 + 1
+    axes = (0, 2, 3) if spatial else (0,)
+    bshape = (1, C, 1, 1) if spatial else (1, C)
+    mean, var = x.mean(axis=axes), x.var(axis=axes)
+    w, b = backend.asnumpy(layer.weight), backend.asnumpy(layer.bias)
+    ref = (x - mean.reshape(bshape)) / np.sqrt(var.reshape(bshape) + 1e-5)
+    ref = ref * w.reshape(bshape) + b.reshape(bshape)
+    assert rel_err(layer.forward(_to(xp, x)), ref) < 1e-12
+    n = x.size // C
+    assert rel_err(layer.running_mean, 0.1 * mean) < 1e-12
+    assert rel_err(layer.running_var, 0.9 + 0.1 * var * n / (n - 1)) < 1e-12
+    _check_grads(layer, _to(xp, x), tol=1e-5)
+    layer.evaluate()
+    rm, rv = backend.asnumpy(layer.running_mean), backend.asnumpy(layer.running_var)
+    ref_eval = (x - rm.reshape(bshape)) / np.sqrt(rv.reshape(bshape) + 1e-5)
+    ref_eval = ref_eval * w.reshape(bshape) + b.reshape(bshape)
+    assert rel_err(layer.forward(_to(xp, x)), ref_eval) < 1e-12
+    _check_grads(layer, _to(xp, x))
+
+
+def test_batch_normalization_without_affine(rng):
+    layer = nn.BatchNormalization(3, affine=False).double()
+    assert layer.parameters() == ([], [])
+    x = rng.standard_normal((6, 3))
+    y = layer.forward(x)
+    assert np.allclose(y.mean(axis=0), 0) and np.allclose(y.var(axis=0), 1, atol=1e-4)
+    _check_grads(layer, x)
+
+
+def test_batch_normalization_needs_more_than_one_value():
+    with pytest.raises(ValueError, match='more than one value'):
+        nn.BatchNormalization(3).forward(np.ones((1, 3), np.float32))

@@ -1,0 +1,315 @@
+"""The Module contract, containers, criterions, SGD and the errors for bad input."""
+import pickle
+
+import numpy as np
+import pytest
+
+from minifft import backend, jacobian, nn, optim
+
+from .helpers import rel_err
+
+
+def small_net(conv=nn.SpatialConvolutionFFT):
+    return nn.Sequential(
+        conv(2, 3, 3, 3, 1, 1, 1, 1), nn.SpatialBatchNormalization(3), nn.ReLU(),
+        nn.SpatialMaxPooling(2, 2, 2, 2), nn.View(-1), nn.Linear(3 * 3 * 3, 4), nn.Dropout(0.2),
+        nn.LogSoftMax())
+
+
+@pytest.mark.parametrize('layer', [lambda: nn.Linear(4, 3), lambda: nn.SpatialConvolution(2, 3, 3),
+                                   lambda: nn.SpatialConvolutionFFT(2, 3, 3),
+                                   lambda: nn.BatchNormalization(4)])
+def test_acc_grad_parameters_accumulates_and_honours_scale(layer, rng):
+    m = layer().double()
+    x = rng.standard_normal((3, 4) if isinstance(m, (nn.Linear, nn.BatchNormalization))
+                            else (3, 2, 6, 6))
+    out = m.forward(x)
+    go = rng.standard_normal(out.shape)
+    m.zeroGradParameters()
+    m.backward(x, go)
+    once = [g.copy() for g in m.parameters()[1]]
+    m.accGradParameters(x, go, 0.5)
+    for g, g1 in zip(m.parameters()[1], once):
+        assert rel_err(g, 1.5 * g1) < 1e-12
+    m.zeroGradParameters()
+    assert all((g == 0).all() for g in m.parameters()[1])
+
+
+def test_update_parameters(rng):
+    m = nn.Linear(3, 2).double()
+    w0 = m.weight.copy()
+    m.gradWeight[...] = rng.standard_normal(m.gradWeight.shape)
+    m.updateParameters(0.1)
+    assert rel_err(m.weight, w0 - 0.1 * m.gradWeight) < 1e-15
+
+
+def test_sequential_backward_equals_chain_of_children(rng):
+    net = small_net().double().evaluate()
+    x = rng.standard_normal((2, 2, 6, 6))
+    out = net.forward(x)
+    go = rng.standard_normal(out.shape)
+    net.zeroGradParameters()
+    gi = net.backward(x, go).copy()
+    grads = [g.copy() for g in net.parameters()[1]]
+    net.zeroGradParameters()
+    inputs = [x] + [m.output for m in net.modules[:-1]]
+    g = go
+    for m, inp in zip(reversed(net.modules), reversed(inputs)):
+        new_g = m.updateGradInput(inp, g)
+        m.accGradParameters(inp, g, 1)
+        g = new_g
+    assert rel_err(g, gi) < 1e-14
+    for a, b in zip(net.parameters()[1], grads):
+        assert rel_err(a, b) < 1e-14
+    # updateGradInput + accGradParameters on the container give the same as backward
+    net.zeroGradParameters()
+    assert rel_err(net.updateGradInput(x, go), gi) < 1e-14
+    net.accGradParameters(x, go)
+    for a, b in zip(net.parameters()[1], grads):
+        assert rel_err(a, b) < 1e-14
+
+
+def test_sequential_gradients_by_finite_differences(rng):
+    net = small_net(nn.SpatialConvolution).evaluate()
+    x = rng.standard_normal((2, 2, 6, 6))
+    errors = jacobian.check(net, x)
+    assert max(errors.values()) < 1e-6, errors
+    assert set(errors) == {'input', '0.weight', '0.bias', '1.weight', '1.bias', '5.weight',
+                           '5.bias'}
+
+
+def test_sequential_names_the_failing_child():
+    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(5, 2))
+    with pytest.raises(ValueError, match=r'module \(2\) nn.Linear.*feature count must be 5'):
+        net.forward(np.ones((2, 4), np.float32))
+
+
+def test_concat(rng):
+    c = nn.Concat(nn.SpatialConvolution(2, 3, 3, 3, 1, 1, 1, 1),
+                  nn.SpatialConvolutionFFT(2, 1, 1)).double()
+    x = rng.standard_normal((2, 2, 5, 5))
+    y = c.forward(x)
+    assert y.shape == (2, 4, 5, 5)
+    assert rel_err(y[:, :3], c.get(0).forward(x)) < 1e-14
+    errors = jacobian.check(c, x)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_training_and_evaluate_switch_dropout_and_batchnorm(rng):
+    net = small_net()
+    x = rng.standard_normal((4, 2, 6, 6)).astype(np.float32)
+    net.training()
+    assert all(m.train for m in net.listModules())
+    a, b = net.forward(x).copy(), net.forward(x).copy()
+    assert not np.allclose(a, b)  # dropout draws new masks
+    net.evaluate()
+    assert not any(m.train for m in net.listModules())
+    rm = net.get(1).running_mean.copy()
+    a, b = net.forward(x).copy(), net.forward(x).copy()
+    assert np.array_equal(a, b)
+    assert np.array_equal(rm, net.get(1).running_mean)  # running stats frozen
+
+
+def test_clear_state_and_pickle_round_trip(rng):
+    net = small_net().evaluate()
+    x = rng.standard_normal((2, 2, 6, 6)).astype(np.float32)
+    y = net.forward(x).copy()
+    net.backward(x, np.ones_like(y))
+    assert net.get(0).fft_cache.nbytes() > 0
+    net.clearState()
+    assert net.get(0).fft_cache.nbytes() == 0
+    assert all(m.output is None and m.gradInput is None for m in net.listModules())
+    clone = pickle.loads(pickle.dumps(net))
+    assert np.array_equal(clone.forward(x), y)
+    # pickling never carries outputs or spectra, even without clearState
+    net.forward(x)
+    state = pickle.loads(pickle.dumps(net.get(0)))
+    assert state.output is None and state.fft_cache.nbytes() == 0
+
+
+def test_type_converts_and_preserves_shared_arrays():
+    a, b = nn.Linear(3, 3), nn.Linear(3, 3)
+    b.weight = a.weight  # tied weights
+    flat = np.zeros(12, np.float32)
+    c = nn.Linear(3, 3)
+    c.weight, c.bias = flat[:9].reshape(3, 3), flat[9:]  # views of one buffer
+    net = nn.Sequential(a, b, c).double()
+    assert a.weight.dtype == np.float64 and b.weight is a.weight
+    assert np.shares_memory(c.weight, c.bias) or c.weight.base is c.bias.base
+    c.weight[...] = 1
+    assert c.weight.base is not None and np.all(c.weight.base[:9] == 1)
+    with pytest.raises(ValueError, match='type'):
+        net.type('int32')
+
+
+def test_repr_reads_like_torch():
+    text = repr(small_net())
+    assert text.startswith('nn.Sequential {')
+    assert '[input -> (0) -> (1)' in text
+    assert '(0): nn.SpatialConvolutionFFT(2 -> 3, 3x3, 1,1, 1,1)' in text
+    assert '(5): nn.Linear(27 -> 4)' in text
+
+
+# -- criterions -------------------------------------------------------------------------------
+def _criterion_grad_check(crit, x, t):
+    crit.forward(x, t)
+    g = crit.backward(x, t)
+    num = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + 1e-6
+        p = float(crit.forward(x, t))
+        x[i] = old - 1e-6
+        m = float(crit.forward(x, t))
+        x[i] = old
+        num[i] = (p - m) / 2e-6
+    assert np.abs(num - g).max() < 1e-7
+
+
+@pytest.mark.parametrize('size_average', [True, False])
+def test_class_nll(size_average, rng):
+    x = rng.standard_normal((5, 4))
+    t = rng.integers(0, 4, 5)
+    w = rng.random(4) + 0.5
+    crit = nn.ClassNLLCriterion(w, sizeAverage=size_average)
+    ref = -sum(w[t[i]] * x[i, t[i]] for i in range(5))
+    if size_average:
+        ref /= w[t].sum()
+    assert abs(float(crit.forward(x, t)) - ref) < 1e-12
+    _criterion_grad_check(crit, x, t)
+    assert abs(float(nn.ClassNLLCriterion().forward(x, t)) + x[np.arange(5), t].mean()) < 1e-12
+
+
+def test_cross_entropy(rng, xp):
+    x = rng.standard_normal((6, 5)) * 4
+    t = rng.integers(0, 5, 6)
+    lse = np.log(np.exp(x).sum(axis=1))
+    ref = (lse - x[np.arange(6), t]).mean()
+    assert abs(float(nn.CrossEntropyCriterion().forward(xp.asarray(x), xp.asarray(t))) - ref) < 1e-12
+    _criterion_grad_check(nn.CrossEntropyCriterion(), x, t)
+
+
+def test_mse(rng):
+    x, t = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    assert abs(float(nn.MSECriterion().forward(x, t)) - ((x - t) ** 2).mean()) < 1e-12
+    assert abs(float(nn.MSECriterion(False).forward(x, t)) - ((x - t) ** 2).sum()) < 1e-12
+    _criterion_grad_check(nn.MSECriterion(), x, t)
+
+
+def test_criterion_bad_targets():
+    x = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r'targets must be in \[0, 4\)'):
+        nn.ClassNLLCriterion().forward(x, np.array([0, 4, 1]))
+    with pytest.raises(ValueError, match='2 targets for a batch of 3'):
+        nn.CrossEntropyCriterion().forward(x, np.array([0, 1]))
+    with pytest.raises(TypeError, match='integer class indices'):
+        nn.ClassNLLCriterion().forward(x, np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match='NaN or Inf'):
+        nn.MSECriterion().forward(np.array([np.nan]), np.array([0.0]))
+
+
+# -- SGD --------------------------------------------------------------------------------------
+def _sgd_run(**kw):
+    x = np.array([1.0, -2.0])
+    g = np.zeros(2)
+    opt = optim.SGD([x], [g], lr=0.1, **kw)
+    for grad in ([1.0, 2.0], [0.5, -1.0], [-1.0, 0.0]):
+        g[...] = grad
+        opt.step()
+    return x, g
+
+
+def test_sgd_plain():
+    x, g = _sgd_run()
+    assert np.allclose(x, [1 - 0.1 * 0.5, -2 - 0.1 * 1.0])
+    assert np.array_equal(g, [-1.0, 0.0])  # gradients are not modified
+
+
+def test_sgd_momentum_weight_decay_worked_by_hand():
+    # first coordinate, momentum 0.9, wd 0.01, lr 0.1, x0 = 1:
+    # step 1: d = 1 + 0.01*1 = 1.01; v = 1.01; x = 1 - 0.101 = 0.899
+    # step 2: d = 0.5 + 0.00899 = 0.50899; v = 0.9*1.01 + 0.50899 = 1.41799; x = 0.757201
+    # step 3: d = -1 + 0.00757201 = -0.99242799; v = 0.9*1.41799 - 0.99242799 = 0.28376301;
+    #         x = 0.757201 - 0.028376301 = 0.728824699
+    x, _ = _sgd_run(momentum=0.9, weight_decay=0.01)
+    assert abs(x[0] - 0.728824699) < 1e-12
+
+
+def test_sgd_dampening_and_nesterov_by_hand():
+    # dampening 0.5, momentum 0.9, first coordinate: v1 = 1; x = 0.9
+    # v2 = 0.9 + 0.5*0.5 = 1.15; x = 0.785; v3 = 1.035 - 0.5 = 0.535; x = 0.7315
+    x, _ = _sgd_run(momentum=0.9, dampening=0.5)
+    assert abs(x[0] - 0.7315) < 1e-12
+    # Nesterov, momentum 0.9: v1 = 1, dir = 1 + 0.9 = 1.9, x = 0.81
+    # v2 = 0.9 + 0.5 = 1.4, dir = 0.5 + 1.26 = 1.76, x = 0.634
+    # v3 = 1.26 - 1 = 0.26, dir = -1 + 0.234 = -0.766, x = 0.7106
+    x, _ = _sgd_run(momentum=0.9, nesterov=True)
+    assert abs(x[0] - 0.7106) < 1e-12
+
+
+def test_sgd_state_dict_resumes_exactly():
+    x = np.array([1.0, 2.0])
+    g = np.array([0.3, -0.2])
+    a = optim.SGD([x], [g], lr=0.1, momentum=0.9)
+    a.step()
+    y = x.copy()
+    b = optim.SGD([y], [g], lr=0.1, momentum=0.9)
+    b.load_state_dict(a.state_dict())
+    a.step()
+    b.step()
+    assert np.array_equal(x, y)
+    with pytest.raises(ValueError, match='Nesterov'):
+        optim.SGD([x], [g], lr=0.1, nesterov=True)
+
+
+def test_schedules():
+    assert optim.make_schedule('step:2:0.5', 1.0, 10)(5) == 0.25
+    assert optim.make_schedule('multistep:2,4', 1.0, 10)(4) == pytest.approx(0.01)
+    cos = optim.make_schedule('cosine', 1.0, 10)
+    assert cos(0) == 1.0 and cos(10) == pytest.approx(0) and cos(5) == pytest.approx(0.5)
+    assert optim.make_schedule('constant', 0.3, 10)(7) == 0.3
+    with pytest.raises(ValueError, match='unknown schedule'):
+        optim.make_schedule('linear', 1.0, 10)
+
+
+# -- bad input --------------------------------------------------------------------------------
+@pytest.mark.parametrize('conv', [nn.SpatialConvolution, nn.SpatialConvolutionFFT])
+def test_conv_bad_input(conv):
+    layer = conv(3, 4, 5)
+    with pytest.raises(ValueError, match=r'channel count must be 3.*\(2, 2, 9, 9\)'):
+        layer.forward(np.zeros((2, 2, 9, 9), np.float32))
+    with pytest.raises(ValueError, match=r'must be \(S, 3, H, W\) or \(3, H, W\)'):
+        layer.forward(np.zeros((9, 9), np.float32))
+    with pytest.raises(ValueError, match='smaller than the 5x5 kernel'):
+        layer.forward(np.zeros((1, 3, 4, 9), np.float32))
+    with pytest.raises(TypeError, match='float32 or float64'):
+        layer.forward(np.zeros((1, 3, 9, 9), np.int64))
+    with pytest.raises(TypeError, match='parameters are float32'):
+        layer.forward(np.zeros((1, 3, 9, 9), np.float64))
+    with pytest.raises(ValueError, match='NaN or Inf'):
+        layer.forward(np.full((1, 3, 9, 9), np.inf, np.float32))
+    x = np.zeros((2, 3, 9, 9), np.float32)
+    layer.forward(x)
+    with pytest.raises(ValueError, match=r'gradOutput must have shape \(2, 4, 5, 5\)'):
+        layer.backward(x, np.zeros((3, 4, 5, 5), np.float32))
+
+
+def test_linear_and_pooling_bad_input():
+    with pytest.raises(ValueError, match=r'nn.Linear: input feature count must be 4'):
+        nn.Linear(4, 2).forward(np.zeros((3, 5), np.float32))
+    with pytest.raises(ValueError, match='smaller than the 3x3 window'):
+        nn.SpatialMaxPooling(3, 3).forward(np.zeros((1, 1, 2, 2), np.float32))
+    with pytest.raises(TypeError, match='NumPy or CuPy array'):
+        nn.ReLU().forward([1.0, 2.0])
+    with pytest.raises(ValueError, match='padding'):
+        nn.SpatialMaxPooling(2, 2, 1, 1, 2, 2)
+
+
+def test_device_choice():
+    assert backend.resolve_device('cpu') == 'cpu'
+    assert backend.resolve_device('auto') in ('cpu', 'gpu')
+    with pytest.raises(ValueError, match='device must be one of'):
+        backend.resolve_device('tpu')
+    if not backend.gpu_available():
+        with pytest.raises(RuntimeError, match='--device gpu was asked for'):
+            backend.resolve_device('gpu')
