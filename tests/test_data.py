@@ -1,0 +1,244 @@
+"""Datasets and the DataLoader: every prepare_data subcommand on small inputs made here, loader
+determinism, sharding, augmentation, and the bad inputs."""
+import gzip
+import os
+import pickle
+import struct
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from minifft import data, datasets
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PREPARE = [sys.executable, os.path.join(ROOT, 'scripts', 'prepare_data.py')]
+
+
+def write_idx(path, array):
+    header = b'\0\0\x08' + bytes([array.ndim]) + struct.pack(f'>{array.ndim}I', *array.shape)
+    with gzip.open(path, 'wb') as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def tiny_dataset(path, n=40, n_val=10, shape=(3, 8, 8), n_classes=5, seed=0):
+    rng = np.random.default_rng(seed)
+
+    def split(k):
+        return k, [(rng.integers(0, 256, (k,) + shape).astype(np.uint8),
+                    rng.integers(0, n_classes, k))]
+
+    return datasets.write_dataset(str(path), {'train': split(n), 'val': split(n_val)},
+                                  [f'c{i}' for i in range(n_classes)], 'test', shape)
+
+
+def test_fashion_mnist_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    imgs = {s: rng.integers(0, 256, (n, 28, 28)) for s, n in (('train', 12), ('t10k', 5))}
+    labs = {s: rng.integers(0, 10, len(imgs[s])) for s in imgs}
+    for s in imgs:
+        write_idx(tmp_path / f'{s}-images-idx3-ubyte.gz', imgs[s])
+        write_idx(tmp_path / f'{s}-labels-idx1-ubyte.gz', labs[s])
+    out = tmp_path / 'fm.h5'
+    r = subprocess.run(PREPARE + ['fashion-mnist', str(tmp_path), '--out', str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    ds = data.HDF5Dataset(out, 'train')
+    x, y = ds.read(np.arange(12))
+    assert x.shape == (12, 1, 28, 28) and np.array_equal(x[:, 0], imgs['train'])
+    assert np.array_equal(y, labs['train']) and ds.n_classes == 10
+    assert np.allclose(ds.mean, imgs['train'].mean()) and np.allclose(ds.std, imgs['train'].std())
+    val = data.HDF5Dataset(out, 'val')
+    assert np.array_equal(val.read(np.arange(5))[0][:, 0], imgs['t10k'])
+
+
+def test_fashion_mnist_missing_files_say_how_to_get_them(tmp_path):
+    r = subprocess.run(PREPARE + ['fashion-mnist', str(tmp_path), '--out', str(tmp_path / 'x.h5')],
+                       capture_output=True, text=True)
+    assert r.returncode == 1
+    assert 'apt-get install dataset-fashion-mnist' in r.stderr
+    assert not os.path.exists(tmp_path / 'x.h5')
+
+
+def test_imagefolder_round_trip_skips_unreadable(tmp_path):
+    Image = pytest.importorskip('PIL.Image')
+    rng = np.random.default_rng(1)
+    for split, n in (('train', 3), ('val', 1)):
+        for c in ('cat', 'dog'):
+            folder = tmp_path / 'tree' / split / c
+            folder.mkdir(parents=True)
+            for i in range(n):
+                arr = rng.integers(0, 256, (20, 30, 3)).astype(np.uint8)
+                Image.fromarray(arr).save(folder / f'{i}.png')
+    (tmp_path / 'tree' / 'train' / 'cat' / 'broken.jpeg').write_bytes(b'not an image')
+    out = tmp_path / 'f.h5'
+    r = subprocess.run(PREPARE + ['imagefolder', str(tmp_path / 'tree'), '--size', '16',
+                                  '--workers', '2', '--out', str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert 'broken.jpeg' in r.stdout and '1 unreadable images skipped' in r.stdout
+    ds = data.HDF5Dataset(out, 'train')
+    assert len(ds) == 6 and ds.image_shape == (3, 16, 16) and ds.class_names == ['cat', 'dog']
+    assert sorted(ds.labels.tolist()) == [0, 0, 0, 1, 1, 1]
+    assert len(data.HDF5Dataset(out, 'val')) == 2
+
+
+def test_imagenet_downsampled_round_trip(tmp_path):
+    rng = np.random.default_rng(2)
+    side = 8
+    made = {}
+    for name, n in (('train_data_batch_1', 5), ('train_data_batch_2', 4), ('val_data', 3)):
+        d = {'data': rng.integers(0, 256, (n, 3 * side * side)).astype(np.uint8),
+             'labels': list(rng.integers(1, 1001, n))}
+        made[name] = d
+        with open(tmp_path / name, 'wb') as f:
+            pickle.dump(d, f)
+    out = tmp_path / 'd.h5'
+    r = subprocess.run(PREPARE + ['imagenet-downsampled', str(tmp_path), '--out', str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    ds = data.HDF5Dataset(out, 'train')
+    x, y = ds.read(np.arange(9))
+    expected = np.concatenate([made['train_data_batch_1']['data'],
+                               made['train_data_batch_2']['data']]).reshape(9, 3, side, side)
+    assert np.array_equal(x, expected) and ds.n_classes == 1000
+    labels = made['train_data_batch_1']['labels'] + made['train_data_batch_2']['labels']
+    assert np.array_equal(y, np.array(labels) - 1)
+
+
+def test_synthetic_is_deterministic_and_well_formed(tmp_path):
+    a = datasets.prepare_synthetic(str(tmp_path / 'a.h5'), seed=3, n_train=64, n_val=16)
+    b = datasets.prepare_synthetic(str(tmp_path / 'b.h5'), seed=3, n_train=64, n_val=16)
+    da, db = data.HDF5Dataset(a), data.HDF5Dataset(b)
+    assert np.array_equal(da.read(np.arange(64))[0], db.read(np.arange(64))[0])
+    assert da.image_shape == (3, 64, 64) and da.n_classes == 16
+    with h5py.File(a) as f:
+        assert f['train/images'].chunks[1:] == (3, 64, 64)
+        chunk_bytes = np.prod(f['train/images'].chunks)
+        assert 10 * 1024 <= chunk_bytes <= 1024 * 1024
+
+
+def test_read_returns_requested_order_with_repeats(tmp_path):
+    ds = data.HDF5Dataset(tiny_dataset(tmp_path / 't.h5'))
+    idx = np.array([7, 3, 7, 0, 39])
+    x, y = ds.read(idx)
+    with h5py.File(ds.path) as f:
+        full = f['train/images'][...]
+    assert np.array_equal(x, full[idx]) and np.array_equal(y, ds.labels[idx])
+
+
+def test_loader_batches_are_normalised_and_typed(tmp_path):
+    ds = data.HDF5Dataset(tiny_dataset(tmp_path / 't.h5', n=400))
+    batches = list(data.DataLoader(ds, 64, shuffle=False, workers=0))
+    assert len(batches) == 7 and batches[-1][0].shape == (16, 3, 8, 8)
+    x, y = batches[0]
+    assert x.dtype == np.float32 and y.dtype == np.int64
+    allx = np.concatenate([b[0] for b in batches])
+    assert np.allclose(allx.mean(axis=(0, 2, 3)), 0, atol=1e-4)
+    assert np.allclose(allx.std(axis=(0, 2, 3)), 1, atol=1e-3)
+    assert len(data.DataLoader(ds, 64, drop_last=True)) == 6
+
+
+def test_loader_is_reproducible_and_independent_of_workers(tmp_path):
+    ds = data.HDF5Dataset(tiny_dataset(tmp_path / 't.h5', n=100))
+
+    def run(workers, epoch):
+        loader = data.DataLoader(ds, 16, seed=5, augment=True, workers=workers)
+        loader.set_epoch(epoch)
+        return [(x.copy(), y.copy()) for x, y in loader]
+
+    a, b, c = run(0, 1), run(3, 1), run(2, 2)
+    assert all(np.array_equal(p[0], q[0]) and np.array_equal(p[1], q[1]) for p, q in zip(a, b))
+    assert not np.array_equal(a[0][1], c[0][1])  # a new epoch reshuffles
+
+
+def test_early_break_leaves_no_thread_running(tmp_path):
+    import threading
+    ds = data.HDF5Dataset(tiny_dataset(tmp_path / 't.h5', n=200))
+    for x, y in data.DataLoader(ds, 8, workers=2):
+        break
+    del x, y
+    import gc
+    gc.collect()
+    assert not [t for t in threading.enumerate() if t.name.startswith('minifft-loader')]
+
+
+def test_shards_are_disjoint_and_cover(tmp_path):
+    ds = data.HDF5Dataset(tiny_dataset(tmp_path / 't.h5', n=103))
+    world = 3
+    shards = [data.DataLoader(ds, 10, seed=1, rank=r, world=world).indices(4)
+              for r in range(world)]
+    assert all(len(s) == 34 for s in shards)
+    together = np.concatenate(shards)
+    assert len(np.unique(together)) == len(together) == 102
+    loaders = [data.DataLoader(ds, 10, rank=r, world=world) for r in range(world)]
+    assert len({len(loader) for loader in loaders}) == 1
+    with pytest.raises(ValueError, match='rank'):
+        data.DataLoader(ds, 10, rank=3, world=3)
+
+
+def test_augmentation_crops_and_flips(tmp_path):
+    ds = data.HDF5Dataset(tiny_dataset(tmp_path / 't.h5', n=64))
+    plain = data.DataLoader(ds, 64, shuffle=False, workers=0)
+    aug = data.DataLoader(ds, 64, shuffle=False, workers=0, augment=True, crop_pad=2)
+    (x, _), = list(plain)
+    (xa, _), = list(aug)
+    assert xa.shape == x.shape and not np.allclose(xa, x)
+    # every augmented image is a shifted (and maybe mirrored) copy of its source
+    pad_value = -ds.mean / ds.std
+    for i in range(8):
+        src = np.pad(x[i], ((0, 0), (2, 2), (2, 2)))
+        src += (pad_value.reshape(3, 1, 1) * (np.pad(np.ones_like(x[i]), ((0, 0), (2, 2), (2, 2)))
+                                              == 0))
+        found = any(np.allclose(c, xa[i], atol=1e-5)
+                    for dy in range(5) for dx in range(5)
+                    for c in (src[:, dy:dy + 8, dx:dx + 8], src[:, dy:dy + 8, dx:dx + 8][:, :, ::-1]))
+        assert found, i
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match='no such dataset file.*prepare_data'):
+        data.HDF5Dataset(tmp_path / 'missing.h5')
+    (tmp_path / 'junk.h5').write_bytes(b'hello')
+    with pytest.raises(data.DatasetError, match='junk.h5: not a readable HDF5 file'):
+        data.HDF5Dataset(tmp_path / 'junk.h5')
+    path = tiny_dataset(tmp_path / 'ok.h5')
+    with h5py.File(path, 'a') as f:
+        del f['val/labels']
+    with pytest.raises(data.DatasetError, match='ok.h5: val/labels: missing'):
+        data.HDF5Dataset(path, 'val')
+    path = tiny_dataset(tmp_path / 'len.h5')
+    with h5py.File(path, 'a') as f:
+        del f['train/labels']
+        f['train/labels'] = np.zeros(3, np.int64)
+    with pytest.raises(data.DatasetError, match='len.h5: train/labels: 3 labels for 40 images'):
+        data.HDF5Dataset(path)
+    path = tiny_dataset(tmp_path / 'range.h5')
+    with h5py.File(path, 'a') as f:
+        f['train/labels'][0] = 9
+    with pytest.raises(data.DatasetError, match=r'labels must be in \[0, 5\)'):
+        data.HDF5Dataset(path)
+
+
+def test_interrupted_write_leaves_nothing(tmp_path):
+    out = tmp_path / 'never.h5'
+
+    def blocks():
+        yield np.zeros((2, 1, 4, 4), np.uint8), np.zeros(2, np.int64)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        datasets.write_dataset(str(out), {'train': (4, blocks())}, ['a'], 'x', (1, 4, 4))
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(datasets.fashion_mnist_default_dir() is None,
+                    reason='dataset-fashion-mnist is not installed')
+def test_real_fashion_mnist(tmp_path):
+    out = datasets.prepare_fashion_mnist(str(tmp_path / 'fm.h5'))
+    train, val = data.HDF5Dataset(out, 'train'), data.HDF5Dataset(out, 'val')
+    assert len(train) == 60000 and len(val) == 10000 and train.image_shape == (1, 28, 28)
+    assert np.bincount(train.labels).tolist() == [6000] * 10
+    assert 70 < train.mean[0] < 75  # the published mean pixel, 0.286 * 255
