@@ -4,18 +4,17 @@ Every writer goes through :func:`write_dataset`, which writes to a temporary fil
 target, fsyncs it and renames it into place: a crash or Ctrl-C never leaves a half-written
 dataset under the final name.
 """
-import contextlib
 import gzip
 import os
 import pickle
 import struct
 import subprocess
-import tempfile
 
 import h5py
 import numpy as np
 from tqdm import tqdm
 
+from .atomic import atomic_path
 from .data import SPLITS
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data')
@@ -26,32 +25,6 @@ CHUNK_BYTES = 256 * 1024  # inside h5py's recommended 10 KiB - 1 MiB
 
 def default_path(name):
     return os.path.join(DATA_DIR, f'{name}.h5')
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """A temporary path beside ``path``; renamed over it only if the block succeeds."""
-    path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + '.', suffix='.partial',
-                               dir=os.path.dirname(path))
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the dataset private
-    try:
-        yield tmp
-        with open(tmp, 'rb+') as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(os.path.dirname(path), os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 class SplitWriter:

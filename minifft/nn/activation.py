@@ -15,7 +15,7 @@ class Identity(Module):
 
 class ReLU(Module):
     def updateOutput(self, input):
-        self.output = input * (input > 0)
+        self.output = backend.get_array_module(input).maximum(input, 0)
         return self.output
 
     def updateGradInput(self, input, gradOutput):

@@ -35,69 +35,74 @@ class BatchNormalization(Module):
         return self.running_mean.dtype
 
     def _as_batch(self, input):
-        """The input checked, in the layout the statistics are taken over."""
+        """The input checked, as ``(rows, nOutput, positions)`` with statistics over 0 and 2."""
         check_dims(self, input, (2,), expected=f'(B, {self.nOutput})')
         check_size(self, input, 1, self.nOutput, meaning='feature count')
-        return input
+        return input.reshape(input.shape[0], self.nOutput, 1)
 
-    def _from_batch(self, y, input):
-        return y
+    @staticmethod
+    def _sum(a):
+        return a.sum(axis=2).sum(axis=0)
 
-    def _bshape(self, input):
-        return (1, self.nOutput)
-
-    def _axes(self, input):
-        return (0,)
+    @staticmethod
+    def _dot(a, b):
+        """Per-feature sum of a * b without a temporary of the input's size."""
+        return backend.get_array_module(a).einsum('scl,scl->c', a, b)
 
     def updateOutput(self, input):
         x = self._as_batch(input)
         xp = backend.get_array_module(x)
-        axes, shape = self._axes(x), self._bshape(x)
+        count = x.size // self.nOutput
         if self.train:
-            count = x.size // self.nOutput
             if count < 2:
                 raise ValueError(f'{self.name()}: training needs more than one value per '
                                  f'feature, got input shape {tuple(input.shape)}')
-            mean = x.mean(axis=axes)
-            var = x.var(axis=axes)
+            mean = self._sum(x) / count
+            xc = x - mean.reshape(1, -1, 1)
+            var = self._dot(xc, xc) / count
             m = self.momentum
             self.running_mean *= 1 - m
             self.running_mean += m * mean.astype(self.running_mean.dtype)
             self.running_var *= 1 - m
             self.running_var += m * (var * count / (count - 1)).astype(self.running_var.dtype)
         else:
-            mean, var = self.running_mean, self.running_var
+            mean, var = self.running_mean.astype(x.dtype), self.running_var
+            xc = x - mean.reshape(1, -1, 1)
         self.save_mean = mean.astype(x.dtype)
         self.save_std = (1 / xp.sqrt(var + self.eps)).astype(x.dtype)
-        self._xhat = (x - self.save_mean.reshape(shape)) * self.save_std.reshape(shape)
-        y = self._xhat
+        xc *= self.save_std.reshape(1, -1, 1)
+        self._xhat = xc
         if self.affine:
-            y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
-        self.output = self._from_batch(y, input)
+            y = xc * self.weight.reshape(1, -1, 1)
+            y += self.bias.reshape(1, -1, 1)
+        else:
+            y = xc.copy()
+        self.output = y.reshape(input.shape)
         return self.output
 
     def updateGradInput(self, input, gradOutput):
         check_grad_output(self, gradOutput)
         g = self._as_batch(gradOutput)
-        axes, shape = self._axes(g), self._bshape(g)
         scale = self.save_std if not self.affine else self.save_std * self.weight
         if self.train:
             # d/dx of normalising by the batch's own statistics
-            gm = g.mean(axis=axes, keepdims=True)
-            gx = (g * self._xhat).mean(axis=axes, keepdims=True)
-            gi = (g - gm - self._xhat * gx) * scale.reshape(shape)
+            count = g.size // self.nOutput
+            gm = self._sum(g) / count
+            gx = self._dot(g, self._xhat) / count
+            gi = g - gm.reshape(1, -1, 1)
+            gi -= self._xhat * gx.reshape(1, -1, 1)
+            gi *= scale.reshape(1, -1, 1)
         else:
-            gi = g * scale.reshape(shape)
-        self.gradInput = self._from_batch(gi, input)
+            gi = g * scale.reshape(1, -1, 1)
+        self.gradInput = gi.reshape(input.shape)
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput, scale=1):
         if not self.affine:
             return
         g = self._as_batch(gradOutput)
-        axes = self._axes(g)
-        self.gradWeight += scale * (g * self._xhat).sum(axis=axes)
-        self.gradBias += scale * g.sum(axis=axes)
+        self.gradWeight += scale * self._dot(g, self._xhat)
+        self.gradBias += scale * self._sum(g)
 
     def extra_repr(self):
         return f'{self.nOutput}' + ('' if self.affine else ', affine=False')
@@ -108,13 +113,5 @@ class SpatialBatchNormalization(BatchNormalization):
     the batch and both spatial dimensions."""
 
     def _as_batch(self, input):
-        return as_image_batch(self, input, self.nOutput)
-
-    def _from_batch(self, y, input):
-        return y.reshape(input.shape)
-
-    def _bshape(self, input):
-        return (1, self.nOutput, 1, 1)
-
-    def _axes(self, input):
-        return (0, 2, 3)
+        x = as_image_batch(self, input, self.nOutput)
+        return x.reshape(x.shape[0], self.nOutput, -1)

@@ -50,8 +50,10 @@ class _SpatialPooling(Module):
         return x, oH, oW, pH, pW
 
     def _padded(self, x, pH, pW, fill):
-        xp = backend.get_array_module(x)
         S, C, H, W = x.shape
+        if (pH, pW) == (H, W):
+            return x  # nothing to pad: read the input itself
+        xp = backend.get_array_module(x)
         buf = xp.full((S, C, pH, pW), fill, dtype=x.dtype)
         buf[:, :, self.padH:self.padH + H, self.padW:self.padW + W] = x
         return buf
@@ -79,15 +81,15 @@ class SpatialMaxPooling(_SpatialPooling):
         x, oH, oW, pH, pW = self._geometry(input)
         xp = backend.get_array_module(x)
         buf = self._padded(x, pH, pW, -xp.inf)
-        out = None
-        for i, (u, v) in enumerate(self._windows()):
+        out = self._window(buf, 0, 0, oH, oW).copy()
+        self._argmax = xp.zeros(out.shape, dtype=xp.uint8 if self.kH * self.kW < 256
+                                else xp.int32)
+        for i, (u, v) in enumerate(self._windows()[1:], 1):
             win = self._window(buf, u, v, oH, oW)
-            if out is None:
-                out, self._argmax = win.copy(), xp.zeros(win.shape, dtype=xp.int16)
-            else:
-                better = win > out  # strict: the first maximum wins, as in Torch
-                out = xp.where(better, win, out)
-                self._argmax[better] = i
+            better = (win > out).astype(self._argmax.dtype)  # strict: first maximum wins
+            # argmax = i where better: arithmetic on small ints is far cheaper than a masked copy
+            self._argmax += better * (i - self._argmax)
+            xp.maximum(out, win, out=out)
         self.output = out.reshape(out.shape[1:]) if input.ndim == 3 else out
         return self.output
 
@@ -97,8 +99,13 @@ class SpatialMaxPooling(_SpatialPooling):
         xp = backend.get_array_module(x)
         g = gradOutput.reshape(self._argmax.shape)
         buf = xp.zeros((x.shape[0], x.shape[1], pH, pW), dtype=x.dtype)
+        disjoint = self.kH <= self.dH and self.kW <= self.dW
         for i, (u, v) in enumerate(self._windows()):
-            self._window(buf, u, v, oH, oW)[...] += g * (self._argmax == i)
+            win = self._window(buf, u, v, oH, oW)
+            if disjoint:  # each input pixel is in one window: write, don't accumulate
+                xp.multiply(g, self._argmax == i, out=win)
+            else:
+                win += g * (self._argmax == i)
         self.gradInput = self._unpad(buf, x, input)
         return self.gradInput
 

@@ -1,0 +1,27 @@
+"""Model files: ``models/NAME.py``, each with ``create_model(n_classes, conv=...)`` and
+module-level defaults (INPUT_SHAPE, DATASET, EPOCHS, BATCH_SIZE, LR, ...)."""
+import importlib.util
+import os
+
+MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'models')
+REQUIRED = ('create_model', 'INPUT_SHAPE', 'DATASET', 'EPOCHS', 'BATCH_SIZE', 'LR')
+
+
+def available():
+    return sorted(f[:-3] for f in os.listdir(MODELS_DIR)
+                  if f.endswith('.py') and not f.startswith('_'))
+
+
+def load(name):
+    """The model file ``models/NAME.py`` (or a path to a .py file) as a module."""
+    path = name if name.endswith('.py') else os.path.join(MODELS_DIR, f'{name}.py')
+    if not os.path.exists(path):
+        raise ValueError(f'unknown model {name!r}; available: {", ".join(available())}')
+    spec = importlib.util.spec_from_file_location(f'minifft_model_{os.path.basename(path)[:-3]}',
+                                                  path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    missing = [k for k in REQUIRED if not hasattr(module, k)]
+    if missing:
+        raise ValueError(f'{path}: a model file must define {", ".join(missing)}')
+    return module
