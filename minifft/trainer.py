@@ -1,0 +1,97 @@
+"""One training epoch and one evaluation pass, with metrics kept on the device.
+
+Loss sums and correct counts are accumulated as device arrays and read back only every
+``sync_every`` steps (every step on the CPU, where reading costs nothing), so a GPU step never
+waits for the host.
+"""
+import math
+import time
+
+from tqdm import tqdm
+
+from . import backend
+
+
+class NonFiniteLoss(RuntimeError):
+    def __init__(self, epoch, step, value):
+        super().__init__(f'loss became {value} at epoch {epoch + 1}, step {step + 1}; '
+                         'training stopped (the last checkpoint is kept)')
+        self.epoch, self.step = epoch, step
+
+
+def topk_correct(scores, labels, ks=(1, 5)):
+    """Number of samples whose label is among the k highest scores, for each k (device arrays)."""
+    xp = backend.get_array_module(scores)
+    k_max = min(max(ks), scores.shape[1])
+    top = xp.argsort(-scores, axis=1)[:, :k_max]
+    hit = top == labels.reshape(-1, 1)
+    return [hit[:, :min(k, k_max)].any(axis=1).sum() for k in ks]
+
+
+class _Meter:
+    """Running sums on the device; ``read()`` brings them to the host."""
+
+    def __init__(self):
+        self.loss = self.top1 = self.top5 = 0
+        self.count = 0
+
+    def add(self, loss, scores, labels):
+        n = labels.shape[0]
+        c1, c5 = topk_correct(scores, labels)
+        self.loss = self.loss + loss * n
+        self.top1, self.top5 = self.top1 + c1, self.top5 + c5
+        self.count += n
+
+    def read(self):
+        n = max(self.count, 1)
+        return {'loss': float(self.loss) / n, 'top1': float(self.top1) / n,
+                'top5': float(self.top5) / n}
+
+
+def train_epoch(model, criterion, optimizer, loader, epoch, max_steps=None, progress=True,
+                sync_every=None):
+    model.training()
+    meter = _Meter()
+    sync_every = sync_every or (1 if loader.device == 'cpu' else 20)
+    total = min(len(loader), max_steps) if max_steps else len(loader)
+    bar = tqdm(total=total, desc=f'epoch {epoch + 1}', unit='batch', disable=not progress,
+               mininterval=1.0, dynamic_ncols=True, leave=False)
+    start = time.perf_counter()
+    interval = []  # this interval's per-step losses, to name the step that went bad
+    for step, (x, y) in enumerate(loader):
+        if step >= total:
+            break
+        scores = model.forward(x)
+        loss = criterion.forward(scores, y)
+        model.zeroGradParameters()
+        model.backward(x, criterion.backward(scores, y))
+        optimizer.step()
+        meter.add(loss, scores, y)
+        interval.append(loss)
+        if (step + 1) % sync_every == 0 or step + 1 == total:
+            for i, value in enumerate(float(v) for v in interval):
+                if not math.isfinite(value):
+                    raise NonFiniteLoss(epoch, step + 1 - len(interval) + i, value)
+            interval = []
+            stats = meter.read()
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(loss=f'{stats["loss"]:.3f}', top1=f'{stats["top1"]:.3f}',
+                            img_s=f'{meter.count / elapsed:.0f}', refresh=False)
+        bar.update(1)
+    bar.close()
+    backend.synchronize()
+    seconds = time.perf_counter() - start
+    stats = meter.read()
+    stats.update(images_per_s=meter.count / max(seconds, 1e-9), seconds=seconds,
+                 images=meter.count)
+    return stats
+
+
+def evaluate(model, criterion, loader, progress=True):
+    model.evaluate()
+    meter = _Meter()
+    for x, y in tqdm(loader, desc='val', unit='batch', disable=not progress, leave=False,
+                     mininterval=1.0):
+        scores = model.forward(x)
+        meter.add(criterion.forward(scores, y), scores, y)
+    return meter.read()

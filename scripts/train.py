@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Train a model file from models/ on an HDF5 dataset.
+
+  python scripts/train.py --model imagenet_small            # the defaults of models/imagenet_small.py
+  python scripts/train.py --model fashion_small --conv direct
+  python scripts/train.py --resume runs/X/checkpoint.h5      # continue exactly where it stopped
+  python scripts/train.py --resume runs/X/checkpoint.h5 --eval-only
+"""
+import argparse
+import csv
+import datetime
+import io
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from minifft import backend, checkpoint, data, datasets, model_files, nn, optim  # noqa: E402
+from minifft import random, trainer  # noqa: E402
+from minifft.atomic import atomic_path  # noqa: E402
+
+BUILTIN_DATA = {'synthetic': datasets.prepare_synthetic,
+                'fashion_mnist': datasets.prepare_fashion_mnist}
+CONVS = {'fft': nn.SpatialConvolutionFFT, 'direct': nn.SpatialConvolution}
+LOG_COLUMNS = ['epoch', 'train_loss', 'train_top1', 'val_loss', 'val_top1', 'val_top5',
+               'images_per_s', 'seconds']
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--model', help=f'a model file: {", ".join(model_files.available())}')
+    p.add_argument('--data', help='an HDF5 dataset file, or a built-in name: '
+                   f'{", ".join(BUILTIN_DATA)} (default: the model\'s)')
+    p.add_argument('--epochs', type=int)
+    p.add_argument('--batch-size', type=int)
+    p.add_argument('--lr', type=float)
+    p.add_argument('--momentum', type=float)
+    p.add_argument('--weight-decay', type=float)
+    p.add_argument('--schedule', help='constant | step:STEP[:GAMMA] | multistep:M1,M2[:GAMMA] | '
+                   'cosine')
+    p.add_argument('--conv', choices=sorted(CONVS), default='fft')
+    p.add_argument('--device', choices=backend.DEVICES, default='auto')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--out', help='output folder (default: a new one under runs/)')
+    p.add_argument('--resume', metavar='CHECKPOINT')
+    p.add_argument('--workers', type=int, default=2, help='loader threads (0: synchronous)')
+    p.add_argument('--eval-only', action='store_true', help='evaluate --resume on val and stop')
+    p.add_argument('--max-steps', type=int, help='cap on steps per epoch (smoke runs)')
+    p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    args = p.parse_args(argv)
+    if args.eval_only and not args.resume:
+        p.error('--eval-only needs --resume CHECKPOINT')
+    if not args.model and not args.resume:
+        p.error('--model is required (or --resume a checkpoint)')
+    return args
+
+
+def fill_defaults(args, spec):
+    for arg, attr, fallback in (('data', 'DATASET', None), ('epochs', 'EPOCHS', None),
+                                ('batch_size', 'BATCH_SIZE', None), ('lr', 'LR', None),
+                                ('momentum', 'MOMENTUM', 0.9),
+                                ('weight_decay', 'WEIGHT_DECAY', 0.0),
+                                ('schedule', 'SCHEDULE', 'constant')):
+        if getattr(args, arg) is None:
+            setattr(args, arg, getattr(spec, attr, fallback))
+
+
+def dataset_path(name):
+    if name in BUILTIN_DATA:
+        path = datasets.default_path(name)
+        if not os.path.exists(path):
+            print(f'dataset {name!r} is not prepared yet: preparing {path} now')
+            BUILTIN_DATA[name](path)
+        return path
+    if not os.path.exists(name):
+        raise FileNotFoundError(f'--data {name}: no such file, and not a built-in dataset '
+                                f'({", ".join(BUILTIN_DATA)}); see scripts/prepare_data.py')
+    return name
+
+
+def write_log(out, history):
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, LOG_COLUMNS, lineterminator='\n')
+    writer.writeheader()
+    writer.writerows({k: row[k] for k in LOG_COLUMNS} for row in history)
+    with atomic_path(os.path.join(out, 'log.csv')) as tmp, open(tmp, 'w') as f:
+        f.write(buf.getvalue())
+
+
+def plot_curves(out, history):
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    epochs = [r['epoch'] for r in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(epochs, [r['train_loss'] for r in history], 'o-', label='train')
+    a.plot(epochs, [r['val_loss'] for r in history], 'o-', label='val')
+    a.set_xlabel('epoch'), a.set_ylabel('loss'), a.legend()
+    b.plot(epochs, [r['train_top1'] for r in history], 'o-', label='train top-1')
+    b.plot(epochs, [r['val_top1'] for r in history], 'o-', label='val top-1')
+    b.plot(epochs, [r['val_top5'] for r in history], 'o-', label='val top-5')
+    b.set_xlabel('epoch'), b.set_ylabel('accuracy'), b.legend()
+    fig.tight_layout()
+    with atomic_path(os.path.join(out, 'curves.png')) as tmp:
+        fig.savefig(tmp, format='png')
+    plt.close(fig)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    meta = checkpoint.read_meta(args.resume) if args.resume else None
+    if meta and not args.model:
+        args.model = meta['args'].get('model')
+    spec = model_files.load(args.model)
+    fill_defaults(args, spec)
+    device = backend.resolve_device(args.device)
+    random.manualSeed(args.seed)
+    print(f'model {args.model} ({args.conv} convolutions) on {device}, seed {args.seed}')
+
+    path = dataset_path(args.data)
+    train_set, val_set = data.HDF5Dataset(path, 'train'), data.HDF5Dataset(path, 'val')
+    if tuple(train_set.image_shape) != tuple(spec.INPUT_SHAPE):
+        raise ValueError(f'{path}: train/images holds {train_set.image_shape} images, model '
+                         f'{args.model} expects {tuple(spec.INPUT_SHAPE)}')
+    model = spec.create_model(train_set.n_classes, conv=CONVS[args.conv]).type(device)
+    criterion = nn.CrossEntropyCriterion()
+    opt = optim.SGD(*model.parameters(), lr=args.lr, momentum=args.momentum,
+                    weight_decay=args.weight_decay)
+    schedule = optim.make_schedule(args.schedule, args.lr, args.epochs)
+    loaders = [data.DataLoader(ds, args.batch_size, shuffle=shuffle, seed=args.seed,
+                               augment=augment, workers=args.workers, device=device,
+                               crop_pad=getattr(spec, 'CROP_PAD', 4))
+               for ds, shuffle, augment in ((train_set, True, getattr(spec, 'AUGMENT', False)),
+                                            (val_set, False, False))]
+    start_epoch, history = 0, []
+    if args.resume:
+        meta = checkpoint.load(args.resume, model, opt)
+        start_epoch, history = meta['epoch'], meta['history']
+        print(f'resumed {args.resume} after epoch {start_epoch}')
+    progress = not args.no_progress
+    if args.eval_only:
+        stats = trainer.evaluate(model, criterion, loaders[1], progress)
+        print(f'val loss {stats["loss"]:.4f} top1 {stats["top1"]:.4f} top5 {stats["top5"]:.4f}')
+        return 0
+
+    out = args.out or (os.path.dirname(os.path.abspath(args.resume)) if args.resume else
+                       os.path.join('runs', f'{args.model}-{args.conv}-'
+                                    f'{datetime.datetime.now():%Y%m%d-%H%M%S}'))
+    os.makedirs(out, exist_ok=True)
+    ckpt = os.path.join(out, 'checkpoint.h5')
+    print(f'writing to {out}')
+    saved_args = dict(vars(args), model=args.model)
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, args.epochs):
+            opt.lr = schedule(epoch)
+            loaders[0].set_epoch(epoch)
+            tr = trainer.train_epoch(model, criterion, opt, loaders[0], epoch, args.max_steps,
+                                     progress)
+            va = trainer.evaluate(model, criterion, loaders[1], progress)
+            row = {'epoch': epoch + 1, 'train_loss': tr['loss'], 'train_top1': tr['top1'],
+                   'val_loss': va['loss'], 'val_top1': va['top1'], 'val_top5': va['top5'],
+                   'images_per_s': tr['images_per_s'], 'seconds': tr['seconds']}
+            history.append(row)
+            checkpoint.save(ckpt, model, opt, epoch + 1, saved_args, history)
+            write_log(out, history)
+            plot_curves(out, history)
+            print(f'epoch {epoch + 1}/{args.epochs}  lr {opt.lr:.4g}  train loss '
+                  f'{tr["loss"]:.4f} top1 {tr["top1"]:.4f}  val top1 {va["top1"]:.4f} top5 '
+                  f'{va["top5"]:.4f}  {tr["images_per_s"]:.0f} img/s  {tr["seconds"]:.0f} s',
+                  flush=True)
+    except trainer.NonFiniteLoss as e:
+        print(f'error: {e}; last good checkpoint: '
+              f'{ckpt if os.path.exists(ckpt) else "none yet"}', file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        # the interrupted epoch is not counted: resuming repeats it from these weights
+        checkpoint.save(ckpt, model, opt, epoch, saved_args, history, {'interrupted': True})
+        print(f'\ninterrupted during epoch {epoch + 1}: saved {ckpt}; continue with '
+              f'--resume {ckpt}', file=sys.stderr)
+        return 130
+    print(f'done: {out}')
+    return 0
+
+
+if __name__ == '__main__':
+    try:
+        sys.exit(main())
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f'train.py: error: {e}', file=sys.stderr)
+        sys.exit(2)
