@@ -29,6 +29,7 @@ is rounded up from the padded input size n.
 from .. import backend
 from .conv import _SpatialConvolutionBase
 from .fft_cache import FFTCache
+from .module import as_image_batch
 
 
 class SpatialConvolutionFFT(_SpatialConvolutionBase):
@@ -46,6 +47,10 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
         fft = backend.fft_for(backend.get_array_module(x))
         NH, NW = fft.next_fast_len(Hp), fft.next_fast_len(Wp)
         return Hp, Wp, Hp - self.kH + 1, Wp - self.kW + 1, NH, NW
+
+    def fft_sizes(self, input):
+        """The transform size (NH, NW) this layer uses for an input of this shape."""
+        return self._plan(as_image_batch(self, input, self.nInputPlane))[4:]
 
     # -- transforms into and out of frequency-major spectra -------------------------------
     @staticmethod

@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Time the three training operations of SpatialConvolutionFFT against SpatialConvolution and,
+where installed, PyTorch's conv2d (the paper's comparison, per operation).
+
+  python scripts/benchmark.py --suite convnet --batch 16
+  python scripts/benchmark.py --suite paper --json paper.json --plot paper.png
+  python scripts/benchmark.py --suite quick
+
+Each repeat is a real training step: a new input and gradOutput (two sets alternate) and a
+weight changed in place, so every spectrum the step needs is computed inside the timed region.
+Times are medians of --repeat runs after warm-up runs; a GPU is synchronised around each one.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from minifft import backend, nn  # noqa: E402
+
+OPS = ('updateOutput', 'updateGradInput', 'accGradParameters')
+SHORT = {'updateOutput': 'fwd', 'updateGradInput': 'gin', 'accGradParameters': 'acc'}
+
+
+def suite(name):
+    """[(label, S or None, f, f', n, k, stride, pad)]; S None means the --batch default."""
+    if name == 'convnet':  # convnet-benchmarks' layers
+        return [('L1', None, 3, 96, 128, 11, 1, 0), ('L2', None, 64, 128, 64, 9, 1, 0),
+                ('L3', None, 128, 128, 32, 9, 1, 0), ('L4', None, 128, 128, 16, 7, 1, 0),
+                ('L5', None, 384, 384, 13, 3, 1, 0)]
+    if name == 'paper':  # sweep around a typical second layer, f=96, f'=256
+        rows = [(f'k{k}', None, 96, 256, 32, k, 1, 0) for k in (3, 5, 7, 9, 11, 13)]
+        rows += [(f'n{n}', None, 96, 256, n, 7, 1, 0) for n in (16, 24, 48, 64)]
+        rows += [(f'S{s}', s, 96, 256, 32, 7, 1, 0) for s in (8, 32)]
+        return rows
+    if name == 'quick':
+        return [('q1', 4, 3, 8, 16, 5, 1, 0), ('q2', 4, 8, 8, 12, 3, 1, 1),
+                ('q3', 4, 4, 8, 16, 7, 2, 0)]
+    raise ValueError(f'unknown suite {name!r}: convnet, paper or quick')
+
+
+def flops(S, f, fo, n, k, N):
+    """The paper's operation counts for one operation, as floating-point operations: direct
+    2 S f' f n'^2 k^2; FFT 2 C N^2 log2 N (f' S + f S + f' f) + 4 S f' f N^2 (C = 2.5 for a
+    real-input transform, at the transform size N actually used)."""
+    n_out = n - k + 1
+    direct = 2 * S * fo * f * n_out ** 2 * k ** 2
+    fft = 2 * 2.5 * N * N * math.log2(N) * (fo * S + f * S + fo * f) + 4 * S * fo * f * N * N
+    return direct, fft
+
+
+def paper_memory(S, f, fo, N):
+    return 4 * N * (N + 1) * (S * f + S * fo + f * fo)
+
+
+def time_layer(layer, xs, gs, repeat, warmup, ops):
+    """Median seconds per op, timed inside real steps (inputs alternate, weight changes)."""
+    times = {op: [] for op in OPS}
+    state = {'i': 0}
+
+    def step(record):
+        i = state['i'] = state['i'] + 1
+        x, g = xs[i % 2], gs[i % 2]
+        layer.weight *= layer.weight.dtype.type(1 + 1e-7 * (-1) ** i)
+        for op, call in (('updateOutput', lambda: layer.updateOutput(x)),
+                         ('updateGradInput', lambda: layer.updateGradInput(x, g)),
+                         ('accGradParameters', lambda: layer.accGradParameters(x, g, 1))):
+            backend.synchronize()
+            t = time.perf_counter()
+            call()
+            backend.synchronize()
+            if record:
+                times[op].append(time.perf_counter() - t)
+
+    for _ in range(warmup):
+        step(False)
+    for _ in range(repeat):
+        step(True)
+    return {op: float(np.median(times[op])) for op in ops}
+
+
+def time_torch(x, w, g, stride, pad, repeat, warmup, ops, device):
+    import torch
+    dev = 'cuda' if device == 'gpu' else 'cpu'
+    tx = torch.tensor(backend.asnumpy(x), device=dev, requires_grad=True)
+    tw = torch.tensor(backend.asnumpy(w), device=dev, requires_grad=True)
+    tb = torch.zeros(w.shape[0], device=dev, requires_grad=True)
+    tg = torch.tensor(backend.asnumpy(g), device=dev)
+    sync = torch.cuda.synchronize if dev == 'cuda' else (lambda: None)
+
+    def timed(fn):
+        for _ in range(warmup):
+            fn()
+        ts = []
+        for _ in range(repeat):
+            sync()
+            t = time.perf_counter()
+            fn()
+            sync()
+            ts.append(time.perf_counter() - t)
+        return float(np.median(ts))
+
+    conv = torch.nn.functional.conv2d
+    bwd = torch.ops.aten.convolution_backward
+    args = ([0], [stride, stride], [pad, pad], [1, 1], False, [0, 0], 1)
+    out = {}
+    with torch.no_grad():
+        if 'updateOutput' in ops:
+            out['updateOutput'] = timed(lambda: conv(tx, tw, tb, stride, pad))
+        if 'updateGradInput' in ops:
+            out['updateGradInput'] = timed(lambda: bwd(tg, tx, tw, *args, [True, False, False]))
+        if 'accGradParameters' in ops:
+            out['accGradParameters'] = timed(lambda: bwd(tg, tx, tw, *args, [False, True, True]))
+
+    def autograd_step():
+        tx.grad = tw.grad = tb.grad = None
+        conv(tx, tw, tb, stride, pad).backward(tg)
+
+    out['step'] = timed(autograd_step)  # what a PyTorch user's training step runs
+    return out
+
+
+def rel(a, b):
+    a, b = backend.asnumpy(a).astype(np.float64), backend.asnumpy(b).astype(np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch):
+    xp = backend.xp_for(args.device)
+    rng = np.random.default_rng(0)
+    fft = nn.SpatialConvolutionFFT(f, fo, k, k, stride, stride, pad, pad).type(args.device)
+    direct = nn.SpatialConvolution(f, fo, k, k, stride, stride, pad, pad)
+    direct.weight, direct.bias = fft.weight.copy(), fft.bias.copy()
+    direct.type(args.device)
+    xs = [xp.asarray(rng.standard_normal((S, f, n, n), dtype=np.float32)) for _ in range(2)]
+    o = (n + 2 * pad - k) // stride + 1
+    gs = [xp.asarray(rng.standard_normal((S, fo, o, o), dtype=np.float32)) for _ in range(2)]
+    # correctness first, on the same inputs: the FFT layer against the direct one
+    errors = {}
+    for name, a, b in (('output', fft.updateOutput(xs[0]), direct.updateOutput(xs[0])),
+                       ('gradInput', fft.updateGradInput(xs[0], gs[0]),
+                        direct.updateGradInput(xs[0], gs[0]))):
+        errors[f'error_{name}'] = rel(a, b)
+    for m in (fft, direct):
+        m.zeroGradParameters()
+        m.accGradParameters(xs[0], gs[0], 1)
+    errors['error_gradWeight'] = rel(fft.gradWeight, direct.gradWeight)
+    ops = args.ops
+    row = {'label': label, 'S': S, 'f': f, 'f_out': fo, 'n': n, 'k': k, 'stride': stride,
+           'pad': pad, **errors}
+    row['fft'] = time_layer(fft, xs, gs, args.repeat, args.warmup, ops)
+    N = fft.fft_sizes(xs[0])[0]
+    row['fft_size'] = N
+    row['fft_cache_bytes'] = fft.fft_cache.nbytes()
+    row['paper_memory_bytes'] = paper_memory(S, f, fo, n + 2 * pad)
+    direct_flops, fft_flops = flops(S, f, fo, n + 2 * pad, k, N)
+    row['flops_direct'], row['flops_fft'] = direct_flops, fft_flops
+    if args.direct:
+        row['direct'] = time_layer(direct, xs, gs, args.repeat, args.warmup, ops)
+    if have_torch:
+        row['torch'] = time_torch(xs[0], fft.weight, gs[0], stride, pad, args.repeat,
+                                  args.warmup, ops, args.device)
+    for impl in ('fft', 'direct', 'torch'):
+        if impl in row:
+            total = sum(row[impl][op] for op in ops)
+            row[impl]['total'] = total
+            row[impl]['gflops_direct_equiv'] = direct_flops * len(ops) / total / 1e9
+    return row
+
+
+def print_table(rows, ops, impls):
+    head = f'{"layer":6s} {"S":>4s} {"f":>4s} {"fo":>4s} {"n":>4s} {"k":>3s} {"N":>4s}'
+    for impl in impls:
+        head += ''.join(f' {impl[:3] + ":" + SHORT[op]:>11s}' for op in ops)
+        head += f' {impl[:3] + ":sum":>11s}'
+    head += ''.join(f' {"fft/" + i[:3]:>9s}' for i in impls if i != 'fft')
+    if 'torch' in impls:
+        head += f' {"torch:step":>11s} {"fft/step":>9s}'
+    head += f' {"err":>8s}'
+    print(head)
+    for r in rows:
+        line = (f'{r["label"]:6s} {r["S"]:4d} {r["f"]:4d} {r["f_out"]:4d} {r["n"]:4d} '
+                f'{r["k"]:3d} {r["fft_size"]:4d}')
+        for impl in impls:
+            line += ''.join(f' {r[impl][op] * 1e3:11.1f}' for op in ops)
+            line += f' {r[impl]["total"] * 1e3:11.1f}'
+        line += ''.join(f' {r[i]["total"] / r["fft"]["total"]:8.2f}x' for i in impls if i != 'fft')
+        if 'torch' in impls:
+            line += f' {r["torch"]["step"] * 1e3:11.1f} {r["torch"]["step"] / r["fft"]["total"]:8.2f}x'
+        line += f' {max(v for k, v in r.items() if k.startswith("error")):8.1e}'
+        print(line, flush=True)
+    print('times in ms per operation (median); fft/X = how many times faster the FFT layer is '
+          'than X over the operations timed; torch:step = conv2d forward + autograd backward; '
+          'err = largest relative L2 difference FFT vs direct')
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for impl in ('direct', 'torch'):
+        pts = sorted((r['k'], r[impl]['total'] / r['fft']['total']) for r in rows if impl in r)
+        if pts:
+            ax.plot(*zip(*pts), 'o-', label=f'FFT speedup over {impl}')
+    ax.axhline(1, color='gray', lw=0.5)
+    ax.set_xlabel('kernel size k'), ax.set_ylabel('speedup (total of the operations)')
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--suite', default='convnet', choices=('convnet', 'paper', 'quick'))
+    p.add_argument('--layers', help='comma-separated labels to run, e.g. L1,L3')
+    p.add_argument('--batch', type=int, help='S (default 128 on a GPU, 16 on a CPU)')
+    p.add_argument('--device', default='cpu', choices=('cpu', 'gpu'))
+    p.add_argument('--ops', default=','.join(OPS), help='comma-separated subset of ' + ','.join(OPS))
+    p.add_argument('--repeat', type=int, default=5)
+    p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--no-direct', dest='direct', action='store_false',
+                   help='skip the direct layer (it is slow on large kernels)')
+    p.add_argument('--no-torch', dest='torch', action='store_false')
+    p.add_argument('--json')
+    p.add_argument('--plot')
+    args = p.parse_args(argv)
+    args.device = backend.resolve_device(args.device)
+    args.ops = [o for o in args.ops.split(',') if o]
+    bad = [o for o in args.ops if o not in OPS]
+    if bad:
+        p.error(f'unknown ops {bad}; choose from {OPS}')
+    batch = args.batch or (128 if args.device == 'gpu' else 16)
+    configs = suite(args.suite)
+    if args.layers:
+        wanted = args.layers.split(',')
+        unknown = set(wanted) - {c[0] for c in configs}
+        if unknown:
+            p.error(f'unknown layers {sorted(unknown)} in suite {args.suite}')
+        configs = [c for c in configs if c[0] in wanted]
+    have_torch = False
+    if args.torch:
+        try:
+            import torch
+            torch.set_num_threads(os.cpu_count())
+            have_torch = True
+        except ImportError:
+            print('PyTorch is not installed: its columns are left out')
+    threads = os.cpu_count()
+    print(f'device {args.device}; threads: FFT workers {backend.fft_for(np).workers}, BLAS default '
+          f'(all {threads} cores), torch {threads if have_torch else "-"}')
+    rows = []
+    for label, S, f, fo, n, k, stride, pad in configs:
+        rows.append(run_config(label, S or batch, f, fo, n, k, stride, pad, args, have_torch))
+    impls = ['fft'] + (['direct'] if args.direct else []) + (['torch'] if have_torch else [])
+    print_table(rows, args.ops, impls)
+    if args.json:
+        with open(args.json, 'w') as fh:
+            json.dump({'device': args.device, 'threads': threads, 'suite': args.suite,
+                       'ops': args.ops, 'rows': rows}, fh, indent=1)
+    if args.plot:
+        plot(rows, args.plot)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
