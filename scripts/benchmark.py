@@ -133,7 +133,8 @@ def rel(a, b):
 def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch):
     xp = backend.xp_for(args.device)
     rng = np.random.default_rng(0)
-    fft = nn.SpatialConvolutionFFT(f, fo, k, k, stride, stride, pad, pad).type(args.device)
+    fft = nn.SpatialConvolutionFFT(f, fo, k, k, stride, stride, pad, pad,
+                                   strategy=args.strategy).type(args.device)
     direct = nn.SpatialConvolution(f, fo, k, k, stride, stride, pad, pad)
     direct.weight, direct.bias = fft.weight.copy(), fft.bias.copy()
     direct.type(args.device)
@@ -156,6 +157,7 @@ def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch):
     row['fft'] = time_layer(fft, xs, gs, args.repeat, args.warmup, ops)
     N = fft.fft_sizes(xs[0])[0]
     row['fft_size'] = N
+    row['fft_plan'] = fft.plan(xs[0]).kind
     row['fft_cache_bytes'] = fft.fft_cache.nbytes()
     row['paper_memory_bytes'] = paper_memory(S, f, fo, n + 2 * pad)
     direct_flops, fft_flops = flops(S, f, fo, n + 2 * pad, k, N)
@@ -223,6 +225,8 @@ def main(argv=None):
     p.add_argument('--batch', type=int, help='S (default 128 on a GPU, 16 on a CPU)')
     p.add_argument('--device', default='cpu', choices=('cpu', 'gpu'))
     p.add_argument('--ops', default=','.join(OPS), help='comma-separated subset of ' + ','.join(OPS))
+    p.add_argument('--strategy', default='auto', choices=('auto', 'dft', 'fft'),
+                   help='how the FFT layer transforms (see minifft/nn/fft_plans.py)')
     p.add_argument('--repeat', type=int, default=5)
     p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--no-direct', dest='direct', action='store_false',

@@ -16,7 +16,17 @@ CASES = [  # S, f, f', H, W, kH, kW, dH, dW, padH, padW
     (2, 4, 5, 12, 12, 5, 5, 1, 1, 2, 2),
     (1, 1, 1, 6, 5, 1, 1, 2, 1, 0, 3),
 ]
-CONVS = [nn.SpatialConvolution, nn.SpatialConvolutionFFT]
+
+
+def fft_with(strategy):
+    def make_layer(*args):
+        return nn.SpatialConvolutionFFT(*args, strategy=strategy)
+    make_layer.__name__ = f'FFT_{strategy}'
+    return make_layer
+
+
+CONVS = [nn.SpatialConvolution, fft_with('dft'), fft_with('fft')]
+FFTS = [fft_with('dft'), fft_with('fft')]
 
 
 def make(conv, case, dtype, device='cpu', rng=None):
@@ -52,9 +62,10 @@ def test_against_naive_loop(conv, case, dtype, tol, rng, device):
 
 
 @pytest.mark.parametrize('case', CASES)
-def test_fft_equals_direct(case, rng):
+@pytest.mark.parametrize('strategy', ['dft', 'fft'])
+def test_fft_equals_direct(case, strategy, rng):
     direct, x = make(nn.SpatialConvolution, case, np.float64, rng=rng)
-    fft = nn.SpatialConvolutionFFT(*_ctor(case)).double()
+    fft = nn.SpatialConvolutionFFT(*_ctor(case), strategy=strategy).double()
     fft.weight[...], fft.bias[...] = direct.weight, direct.bias
     a = run_step(direct, x, rng)
     go = a[1]
@@ -100,7 +111,7 @@ def test_property_fft_matches_reference(S, f, fo, kH, kW, dH, dW, pH, pW, extraH
     rng = np.random.default_rng(seed)
     H, W = max(1, kH - 2 * pH + extraH), max(1, kW - 2 * pW + extraW)
     case = (S, f, fo, H, W, kH, kW, dH, dW, pH, pW)
-    layer, x = make(nn.SpatialConvolutionFFT, case, np.float64, rng=rng)
+    layer, x = make(FFTS[seed % 2], case, np.float64, rng=rng)
     out, go, gi = run_step(layer, x, rng)
     assert rel_err(out, conv_reference(x, layer.weight, layer.bias, (dH, dW), (pH, pW))) < 1e-10
     gi_ref, gw_ref, gb_ref = conv_grads_reference(x, layer.weight, go, (dH, dW), (pH, pW))
@@ -110,9 +121,10 @@ def test_property_fft_matches_reference(S, f, fo, kH, kW, dH, dW, pH, pW, extraH
 
 
 @pytest.mark.parametrize('case', CASES)
-def test_against_pytorch(case, rng):
+@pytest.mark.parametrize('conv', FFTS)
+def test_against_pytorch(conv, case, rng):
     torch = pytest.importorskip('torch')
-    layer, x = make(nn.SpatialConvolutionFFT, case, np.float64, rng=rng)
+    layer, x = make(conv, case, np.float64, rng=rng)
     out, go, gi = run_step(layer, x, rng)
     tx = torch.tensor(x, requires_grad=True)
     tw = torch.tensor(layer.weight, requires_grad=True)
@@ -132,8 +144,9 @@ def _counts(layer):
     return s['forward'], s['inverse']
 
 
-def test_one_step_transforms_each_operand_once(rng, device):
-    layer, x = make(nn.SpatialConvolutionFFT, CASES[1], np.float32, device, rng)
+@pytest.mark.parametrize('conv', FFTS)
+def test_one_step_transforms_each_operand_once(conv, rng, device):
+    layer, x = make(conv, CASES[1], np.float32, device, rng)
     run_step(layer, x, rng)
     forward, inverse = _counts(layer)
     assert forward == {'input': 1, 'weight': 1, 'gradOutput': 1}
@@ -191,12 +204,14 @@ def test_acc_grad_parameters_alone(rng):
     assert layer.fft_cache.stats()['reused']['gradOutput'] == 1
 
 
-def test_memory_against_paper_formula(rng):
-    S, f, fo, n, k = 4, 3, 5, 16, 5
-    layer = nn.SpatialConvolutionFFT(f, fo, k)
+@pytest.mark.parametrize('strategy', ['dft', 'fft'])
+def test_memory_against_paper_formula(strategy, rng):
+    S, f, fo, n, k = 4, 3, 5, 17, 5
+    layer = nn.SpatialConvolutionFFT(f, fo, k, strategy=strategy)
     x = rng.standard_normal((S, f, n, n)).astype(np.float32)
     run_step(layer, x, rng)
-    N = backend.fft_for(np).next_fast_len(n)
+    N = layer.fft_sizes(x)[0]
+    assert N == (n if strategy == 'dft' else 18)
     held = layer.fft_cache.nbytes()
     paper = 4 * N * (N + 1) * (S * f + S * fo + f * fo)
     assert held == 8 * N * (N // 2 + 1) * (S * f + S * fo + f * fo)
@@ -213,11 +228,12 @@ def test_device_move_drops_cache(rng):
     assert layer.fft_cache.nbytes() == 0
 
 
-def test_gpu_matches_cpu(rng, device):
+@pytest.mark.parametrize('strategy', ['dft', 'fft'])
+def test_gpu_matches_cpu(strategy, rng, device):
     if device == 'cpu':
         pytest.skip('compares a GPU run with the CPU one')
     cpu, x = make(nn.SpatialConvolutionFFT, CASES[1], np.float32, rng=rng)
-    gpu = nn.SpatialConvolutionFFT(*_ctor(CASES[1]))
+    gpu = nn.SpatialConvolutionFFT(*_ctor(CASES[1]), strategy=strategy)
     gpu.weight, gpu.bias = cpu.weight.copy(), cpu.bias.copy()
     gpu.cuda()
     a = cpu.forward(x)

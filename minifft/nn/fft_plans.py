@@ -1,0 +1,243 @@
+"""How SpatialConvolutionFFT moves maps into and out of the Fourier domain.
+
+A plan is made per layer and input geometry. Every plan produces spectra in the same
+frequency-major layout, ``(F, a, b)`` with ``F = NH * (NW // 2 + 1)``, and the layer does the
+same three products whatever the plan (see conv_fft.py):
+
+    Y = X @ K^T    (output)       GI = D @ K    (gradInput)       V = D^T @ X    (gradWeight)
+
+with X the input's spectrum ``(F, S, f)``, K the flipped kernel's ``(F, f', f)`` and D the
+flipped, stride-spread gradOutput's ``(F, S, f')``. Flipping turns Torch's cross-correlations into
+convolutions, so no spectrum is ever conjugated. Each plan places the maps in its transform
+window and reads the results back at the positions that make every circular convolution equal
+the linear one it stands for; ``N >= H + 2*padH`` is enough for all three (likewise W).
+
+Two plans:
+
+* ``DFTPlan`` computes each 2-D transform as two dense products with precomputed DFT matrices,
+  one per axis: a real GEMM along W whose output is already interleaved complex, and a complex
+  GEMM along H over the whole batch at once. Zero padding, flips, stride spreading, cropping
+  and the 1/N normalisation are all folded into the matrices, so no padded buffer is ever
+  written and only the rows and columns that are used are computed. Any ``N`` works, so it
+  uses the smallest, ``N = H + 2*padH``. On a CPU GEMMs run an order of magnitude faster
+  than FFT butterflies, which pays up to ``N`` of about 64-96.
+* ``FFTPlan`` pads each map into a transform buffer and uses scipy.fft (cupyx.scipy.fft on a
+  GPU) at the next fast length: O(N log N) per line, for large maps.
+
+Both follow one pattern per transform: along W, then a transpose to put the batch last, then
+along H, so the data is frequency-major without any separate reordering pass.
+"""
+import numpy as np
+
+from .. import backend
+
+
+class Axis:
+    """One spatial axis of a convolution: input length L, kernel k, stride d, padding p and the
+    transform size N, with the positions of every map along it."""
+
+    def __init__(self, L, k, d, p, N):
+        self.L, self.k, self.d, self.p, self.N = L, k, d, p, N
+        self.Lp = L + 2 * p                       # padded input
+        self.o1 = self.Lp - k + 1                 # stride-1 output
+        self.o = (self.Lp - k) // d + 1           # output
+        self.Q = N // 2 + 1                       # frequencies kept by a real transform
+
+
+class DFTPlan:
+    kind = 'dft'
+
+    def __init__(self, xp, dtype, ah, aw):
+        self.xp, self.ah, self.aw = xp, ah, aw
+        self.NH, self.NW = ah.N, aw.N
+        self.meta = ('dft', np.dtype(dtype).str, ah.N, aw.N, ah.L, aw.L, ah.k, aw.k, ah.d,
+                     aw.d, ah.p, aw.p)
+        real = np.dtype(dtype)
+        cplx = np.result_type(real, np.complex64)
+
+        def per_axis(a, along_w):
+            """(forward, inverse) matrices for each kind of map along one axis."""
+            idx = np.arange
+            # where each map's samples sit in the transform window; the kernel is flipped and
+            # shifted by the padding, so that the input can sit at 0 without a padded copy
+            place = {'input': idx(a.L), 'kernel': a.p + a.k - 1 - idx(a.k),
+                     'gradOutput': a.o1 - 1 - a.d * idx(a.o)}
+            read = {'output': a.k - 1 + a.d * idx(a.o), 'gradInput': a.Lp - 1 - idx(a.L),
+                    'gradWeight': (a.o1 - 1 - a.p + idx(a.k)) % a.N}
+            make_fwd, make_inv = (_real_forward, _real_inverse) if along_w else (_forward,
+                                                                                 _inverse)
+            dt = real if along_w else cplx
+            return ({k: xp.asarray(make_fwd(v, a.N), dt) for k, v in place.items()},
+                    {k: xp.asarray(make_inv(v, a.N), dt) for k, v in read.items()})
+
+        self.fwd_h, self.inv_h = per_axis(ah, False)
+        self.fwd_w, self.inv_w = per_axis(aw, True)
+
+    def _forward(self, a, kind):
+        """Spectrum ``(F, B1, B2)`` of real maps ``a`` ``(B1, B2, Lh, Lw)``."""
+        xp = self.xp
+        B1, B2, Lh, Lw = a.shape
+        t = xp.ascontiguousarray(a).reshape(-1, Lw) @ self.fwd_w[kind]     # along W
+        t = t.view(_complex_of(t.dtype)).reshape(B1 * B2, Lh * self.aw.Q)
+        t = xp.ascontiguousarray(t.T).reshape(Lh, -1)                      # batch last
+        return (self.fwd_h[kind] @ t).reshape(-1, B1, B2)                  # along H
+
+    def _inverse(self, z, kind):
+        """Real maps ``(B1, B2, Rh, Rw)`` read back from a spectrum ``(F, B1, B2)``."""
+        xp = self.xp
+        F, B1, B2 = z.shape
+        u = self.inv_h[kind] @ z.reshape(self.NH, -1)                      # along H
+        Rh = u.shape[0]
+        u = xp.ascontiguousarray(u.reshape(Rh * self.aw.Q, B1 * B2).T)     # batch first
+        u = u.view(_real_of(u.dtype)).reshape(B1 * B2 * Rh, 2 * self.aw.Q)
+        out = u @ self.inv_w[kind]                                         # along W
+        return out.reshape(B1, B2, Rh, -1)
+
+    def input_spectrum(self, x):
+        return self._forward(x, 'input')
+
+    def kernel_spectrum(self, w):
+        return self._forward(w, 'kernel')
+
+    def grad_output_spectrum(self, g):
+        return self._forward(g, 'gradOutput')
+
+    def output(self, Y):
+        return self._inverse(Y, 'output')
+
+    def grad_input(self, GI):
+        return self._inverse(GI, 'gradInput')
+
+    def grad_weight(self, V):
+        return self._inverse(V, 'gradWeight')
+
+
+def _complex_of(real_dtype):
+    return np.result_type(real_dtype, np.complex64)
+
+
+def _real_of(complex_dtype):
+    return np.finfo(complex_dtype).dtype
+
+
+def _angles(positions, N, Q=None):
+    q = np.arange(N if Q is None else Q)
+    return 2 * np.pi * np.outer(q, positions) / N          # (frequencies, positions)
+
+
+def _forward(positions, N):
+    """Complex DFT of samples at ``positions``: ``(N, len(positions))``."""
+    return np.exp(-1j * _angles(positions, N))
+
+
+def _inverse(positions, N):
+    """Inverse DFT read at ``positions``: ``(len(positions), N)``, with the 1/N."""
+    return np.exp(1j * _angles(positions, N)).T / N
+
+
+def _real_forward(positions, N):
+    """Real samples at ``positions`` to the N//2+1 half spectrum, as a real matrix whose output
+    columns interleave (re, im): ``(len(positions), 2*Q)``."""
+    ang = _angles(positions, N, N // 2 + 1).T
+    out = np.empty(ang.shape[:1] + (2 * ang.shape[1],))
+    out[:, 0::2], out[:, 1::2] = np.cos(ang), -np.sin(ang)
+    return out
+
+
+def _real_inverse(positions, N):
+    """Half spectrum, interleaved (re, im), to real values at ``positions``: ``(2*Q, len)``.
+    Bins other than 0 and N/2 stand for their conjugate twins too, hence the weight 2."""
+    Q = N // 2 + 1
+    ang = _angles(positions, N, Q)
+    weight = np.full((Q, 1), 2.0)
+    weight[0] = 1
+    if N % 2 == 0:
+        weight[-1] = 1
+    out = np.empty((2 * Q, len(positions)))
+    out[0::2], out[1::2] = weight * np.cos(ang) / N, -weight * np.sin(ang) / N
+    return out
+
+
+class FFTPlan:
+    """Transforms by FFT of padded buffers, at the next fast length per axis."""
+    kind = 'fft'
+
+    def __init__(self, xp, dtype, ah, aw):
+        self.xp, self.ah, self.aw = xp, ah, aw
+        self.NH, self.NW = ah.N, aw.N
+        self.fft = backend.fft_for(xp)
+        self.meta = ('fft', np.dtype(dtype).str, ah.N, aw.N, ah.L, aw.L, ah.k, aw.k, ah.d,
+                     aw.d, ah.p, aw.p)
+
+    def _transform(self, buf):
+        """rfft of a ``(NH, NW, a, b)`` buffer over its first two axes, as ``(F, a, b)``."""
+        spec = self.fft.rfftn(buf, s=(self.NH, self.NW), axes=(0, 1))
+        return spec.reshape(-1, buf.shape[2], buf.shape[3])
+
+    def _full(self, z):
+        z = z.reshape(self.NH, self.NW // 2 + 1, z.shape[1], z.shape[2])
+        return self.fft.irfftn(z, s=(self.NH, self.NW), axes=(0, 1))
+
+    def _buffer(self, a):
+        return self.xp.zeros((self.NH, self.NW) + a.shape[:2], a.dtype)
+
+    def input_spectrum(self, x):
+        ah, aw = self.ah, self.aw
+        buf = self._buffer(x)
+        buf[ah.p:ah.p + ah.L, aw.p:aw.p + aw.L] = x.transpose(2, 3, 0, 1)
+        return self._transform(buf)
+
+    def kernel_spectrum(self, w):
+        buf = self._buffer(w)
+        buf[:self.ah.k, :self.aw.k] = w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)
+        return self._transform(buf)
+
+    def grad_output_spectrum(self, g):
+        ah, aw = self.ah, self.aw
+        buf = self._buffer(g)
+        # flipped and spread onto the stride-1 grid: g[j] goes to o1 - 1 - j*d
+        h0, w0 = ah.o1 - 1 - ah.d * (ah.o - 1), aw.o1 - 1 - aw.d * (aw.o - 1)
+        buf[h0:ah.o1:ah.d, w0:aw.o1:aw.d] = g[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)
+        return self._transform(buf)
+
+    def _read(self, full, rows, cols):
+        return self.xp.ascontiguousarray(full[rows, cols].transpose(2, 3, 0, 1))
+
+    def output(self, Y):
+        ah, aw = self.ah, self.aw
+        full = self._full(Y)
+        return self._read(full, slice(ah.k - 1, ah.k - 1 + ah.d * (ah.o - 1) + 1, ah.d),
+                          slice(aw.k - 1, aw.k - 1 + aw.d * (aw.o - 1) + 1, aw.d))
+
+    def grad_input(self, GI):
+        ah, aw = self.ah, self.aw
+        full = self._full(GI)[ah.p:ah.p + ah.L, aw.p:aw.p + aw.L]
+        return self._read(full, slice(None, None, -1), slice(None, None, -1))
+
+    def grad_weight(self, V):
+        ah, aw = self.ah, self.aw
+        return self._read(self._full(V), slice(ah.o1 - 1, ah.Lp), slice(aw.o1 - 1, aw.Lp))
+
+
+STRATEGIES = ('auto', 'dft', 'fft')
+
+
+def make_plan(strategy, xp, dtype, H, W, kH, kW, dH, dW, pH, pW):
+    """The plan for one layer geometry. 'auto' takes DFT matrices for transforms up to
+    ``DFT_MAX`` points per axis on the CPU, and the FFT otherwise (and on the GPU, where cuFFT
+    is fast)."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f'strategy must be one of {STRATEGIES}, got {strategy!r}')
+    Hp, Wp = H + 2 * pH, W + 2 * pW
+    if strategy == 'auto':
+        strategy = 'dft' if (xp is np and max(Hp, Wp) <= DFT_MAX) else 'fft'
+    if strategy == 'dft':
+        NH, NW = Hp, Wp
+    else:
+        fast = backend.fft_for(xp).next_fast_len
+        NH, NW = fast(Hp), fast(Wp)
+    cls = DFTPlan if strategy == 'dft' else FFTPlan
+    return cls(xp, dtype, Axis(H, kH, dH, pH, NH), Axis(W, kW, dW, pW, NW))
+
+
+DFT_MAX = 96
