@@ -18,10 +18,12 @@ Stride ``d > 1`` is computed as the stride-1 convolution, subsampled: the produc
 as at stride 1 (about ``d^2`` times the useful work), while the transforms only compute the
 rows and columns that are kept (DFT plan) or all of them (FFT plan).
 
-Memory: the cache holds X, K and D, ``8 * NH * (NW//2 + 1) * (S*f + f*f' + S*f')`` bytes in
-float32. The paper's formula ``4 n (n+1) (S f + S f' + f f')`` counts the same spectra at
-``NH = NW = n``: the two agree to within ``(n+2)/(n+1)``, times ``(N/n)^2`` when the transform
-size N is rounded up from the padded input size n (the FFT plan; the DFT plan uses N = n).
+Memory: the FFT plan's cache holds X, K and D whole, ``8 * NH * (NW//2 + 1) * (S*f + f*f' +
+S*f')`` bytes in float32. The paper's formula ``4 n (n+1) (S f + S f' + f f')`` counts the same
+spectra at ``NH = NW = n``: the two agree to within ``(n+2)/(n+1)``, times ``(N/n)^2`` when the
+transform size N is rounded up from the padded input size n. The DFT plan uses N = n and keeps
+K with kH rows instead of NH (its last step is fused into the products), so it holds
+``8 n (n/2+1) (S f + S f') + 8 k (n/2+1) f f'`` bytes: at most the paper's figure.
 """
 from .. import backend
 from .conv import _SpatialConvolutionBase
@@ -72,33 +74,30 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
     # -- the three operations -------------------------------------------------------------
     def updateOutput(self, input):
         x, oH, oW = self._geometry(input)
-        xp = backend.get_array_module(x)
         plan = self.plan(x)
         X = self._input_spectrum(x, plan)
         K = self._weight_spectrum(plan)
-        out = plan.output(xp.matmul(X, K.transpose(0, 2, 1)))
+        out = plan.output(X, K)
         self.fft_cache.count_inverse('output')
         self.output = self._finish_output(out, input)
         return self.output
 
     def updateGradInput(self, input, gradOutput):
         x, g = self._grad_batch(input, gradOutput)
-        xp = backend.get_array_module(x)
         plan = self.plan(x)
         D = self._grad_output_spectrum(g, plan)
         K = self._weight_spectrum(plan)
-        gi = plan.grad_input(xp.matmul(D, K))
+        gi = plan.grad_input(D, K)
         self.fft_cache.count_inverse('gradInput')
         self.gradInput = gi.reshape(input.shape)
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput, scale=1):
         x, g = self._grad_batch(input, gradOutput)
-        xp = backend.get_array_module(x)
         plan = self.plan(x)
         X = self._input_spectrum(x, plan)
         D = self._grad_output_spectrum(g, plan)
-        gw = plan.grad_weight(xp.matmul(D.transpose(0, 2, 1), X))
+        gw = plan.grad_weight(D, X)
         self.fft_cache.count_inverse('gradWeight')
         self.gradWeight += scale * gw
         self._acc_grad_bias(g, scale)

@@ -73,43 +73,90 @@ class DFTPlan:
         self.fwd_h, self.inv_h = per_axis(ah, False)
         self.fwd_w, self.inv_w = per_axis(aw, True)
 
-    def _forward(self, a, kind):
-        """Spectrum ``(F, B1, B2)`` of real maps ``a`` ``(B1, B2, Lh, Lw)``."""
+    def _along_w(self, a, kind):
+        """Half transform of real maps ``(B1, B2, Lh, Lw)`` along W, batch last:
+        ``(Lh, Q, B1, B2)``."""
         xp = self.xp
         B1, B2, Lh, Lw = a.shape
-        t = xp.ascontiguousarray(a).reshape(-1, Lw) @ self.fwd_w[kind]     # along W
+        t = xp.ascontiguousarray(a).reshape(-1, Lw) @ self.fwd_w[kind]
         t = t.view(_complex_of(t.dtype)).reshape(B1 * B2, Lh * self.aw.Q)
-        t = xp.ascontiguousarray(t.T).reshape(Lh, -1)                      # batch last
-        return (self.fwd_h[kind] @ t).reshape(-1, B1, B2)                  # along H
+        return xp.ascontiguousarray(t.T).reshape(Lh, self.aw.Q, B1, B2)
+
+    def _forward(self, a, kind):
+        """Spectrum ``(F, B1, B2)`` of real maps ``a`` ``(B1, B2, Lh, Lw)``."""
+        t = self._along_w(a, kind)
+        return (self.fwd_h[kind] @ t.reshape(t.shape[0], -1)).reshape((-1,) + t.shape[2:])
+
+    def _back_along_w(self, u, kind):
+        """Real maps ``(B1, B2, Rh, Rw)`` from a half inverse ``(Rh, Q, B1, B2)``."""
+        xp = self.xp
+        Rh, Q, B1, B2 = u.shape
+        u = xp.ascontiguousarray(u.reshape(Rh * Q, B1 * B2).T)
+        u = u.view(_real_of(u.dtype)).reshape(B1 * B2 * Rh, 2 * Q)
+        return (u @ self.inv_w[kind]).reshape(B1, B2, Rh, -1)
 
     def _inverse(self, z, kind):
         """Real maps ``(B1, B2, Rh, Rw)`` read back from a spectrum ``(F, B1, B2)``."""
-        xp = self.xp
-        F, B1, B2 = z.shape
-        u = self.inv_h[kind] @ z.reshape(self.NH, -1)                      # along H
-        Rh = u.shape[0]
-        u = xp.ascontiguousarray(u.reshape(Rh * self.aw.Q, B1 * B2).T)     # batch first
-        u = u.view(_real_of(u.dtype)).reshape(B1 * B2 * Rh, 2 * self.aw.Q)
-        out = u @ self.inv_w[kind]                                         # along W
-        return out.reshape(B1, B2, Rh, -1)
+        u = self.inv_h[kind] @ z.reshape(self.NH, -1)
+        return self._back_along_w(u.reshape((-1, self.aw.Q) + z.shape[1:]), kind)
+
+    def _column_blocks(self, bytes_per_column):
+        """Slices of the Q frequency columns, each block's products small enough to stay in
+        cache between the GEMM that makes them and the one that uses them."""
+        Q = self.aw.Q
+        step = max(1, _BLOCK_BYTES // max(bytes_per_column, 1))
+        return [slice(i, min(i + step, Q)) for i in range(0, Q, step)]
+
+    def _kernel_blocks(self, Tk):
+        """The kernel spectrum ``(NH, cols, f', f)``, block of columns by block of columns: its
+        H step is done here, next to the product that uses it, so the full ``F x f' x f``
+        spectrum (the largest array of a layer) is never written to memory."""
+        kH, Q, g, f = Tk.shape
+        for cols in self._column_blocks(self.NH * g * f * Tk.itemsize):
+            part = Tk[:, cols].reshape(kH, -1)
+            yield cols, (self.fwd_h['kernel'] @ part).reshape(self.NH, -1, g, f)
+
+    def _grid(self, a):
+        """A frequency-major ``(F, a, b)`` array as ``(NH, Q, a, b)``."""
+        return a.reshape((self.NH, self.aw.Q) + a.shape[1:])
 
     def input_spectrum(self, x):
         return self._forward(x, 'input')
 
     def kernel_spectrum(self, w):
-        return self._forward(w, 'kernel')
+        """Kept half transformed, ``(kH, Q, f', f)``: see ``_kernel_blocks``."""
+        return self._along_w(w, 'kernel')
 
     def grad_output_spectrum(self, g):
         return self._forward(g, 'gradOutput')
 
-    def output(self, Y):
+    def output(self, X, K):
+        Y = self.xp.empty(X.shape[:2] + (K.shape[2],), X.dtype)
+        for cols, Kb in self._kernel_blocks(K):
+            self.xp.matmul(self._grid(X)[:, cols], Kb.transpose(0, 1, 3, 2),
+                           out=self._grid(Y)[:, cols])
         return self._inverse(Y, 'output')
 
-    def grad_input(self, GI):
-        return self._inverse(GI, 'gradInput')
+    def grad_input(self, D, K):
+        G = self.xp.empty(D.shape[:2] + (K.shape[3],), D.dtype)
+        for cols, Kb in self._kernel_blocks(K):
+            self.xp.matmul(self._grid(D)[:, cols], Kb, out=self._grid(G)[:, cols])
+        return self._inverse(G, 'gradInput')
 
-    def grad_weight(self, V):
-        return self._inverse(V, 'gradWeight')
+    def grad_weight(self, D, X):
+        """The weight gradient's spectrum is made and inverse-transformed along H block of
+        columns by block: only its kH rows of taps are ever held whole."""
+        xp = self.xp
+        g, f, Q = D.shape[2], X.shape[2], self.aw.Q
+        inv = self.inv_h['gradWeight']
+        U = xp.empty((inv.shape[0], Q, g, f), X.dtype)
+        for cols in self._column_blocks(self.NH * g * f * X.itemsize):
+            V = xp.matmul(self._grid(D)[:, cols].transpose(0, 1, 3, 2), self._grid(X)[:, cols])
+            xp.matmul(inv, V.reshape(self.NH, -1), out=U[:, cols].reshape(inv.shape[0], -1))
+        return self._back_along_w(U, 'gradWeight')
+
+
+_BLOCK_BYTES = 2 << 20
 
 
 def _complex_of(real_dtype):
@@ -203,20 +250,21 @@ class FFTPlan:
     def _read(self, full, rows, cols):
         return self.xp.ascontiguousarray(full[rows, cols].transpose(2, 3, 0, 1))
 
-    def output(self, Y):
+    def output(self, X, K):
         ah, aw = self.ah, self.aw
-        full = self._full(Y)
+        full = self._full(self.xp.matmul(X, K.transpose(0, 2, 1)))
         return self._read(full, slice(ah.k - 1, ah.k - 1 + ah.d * (ah.o - 1) + 1, ah.d),
                           slice(aw.k - 1, aw.k - 1 + aw.d * (aw.o - 1) + 1, aw.d))
 
-    def grad_input(self, GI):
+    def grad_input(self, D, K):
         ah, aw = self.ah, self.aw
-        full = self._full(GI)[ah.p:ah.p + ah.L, aw.p:aw.p + aw.L]
+        full = self._full(self.xp.matmul(D, K))[ah.p:ah.p + ah.L, aw.p:aw.p + aw.L]
         return self._read(full, slice(None, None, -1), slice(None, None, -1))
 
-    def grad_weight(self, V):
+    def grad_weight(self, D, X):
         ah, aw = self.ah, self.aw
-        return self._read(self._full(V), slice(ah.o1 - 1, ah.Lp), slice(aw.o1 - 1, aw.Lp))
+        full = self._full(self.xp.matmul(D.transpose(0, 2, 1), X))
+        return self._read(full, slice(ah.o1 - 1, ah.Lp), slice(aw.o1 - 1, aw.Lp))
 
 
 STRATEGIES = ('auto', 'dft', 'fft')
