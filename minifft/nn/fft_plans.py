@@ -288,4 +288,4 @@ def make_plan(strategy, xp, dtype, H, W, kH, kW, dH, dW, pH, pW):
     return cls(xp, dtype, Axis(H, kH, dH, pH, NH), Axis(W, kW, dW, pW, NW))
 
 
-DFT_MAX = 96
+DFT_MAX = 160
