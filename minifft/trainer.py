@@ -62,17 +62,21 @@ def train_epoch(model, criterion, optimizer, loader, epoch, max_steps=None, prog
         if step >= total:
             break
         scores = model.forward(x)
-        loss = criterion.forward(scores, y)
-        model.zeroGradParameters()
-        model.backward(x, criterion.backward(scores, y))
-        optimizer.step()
-        meter.add(loss, scores, y)
+        # updateOutput, not forward: a non-finite score must reach the check below as a
+        # non-finite loss, which names the step
+        loss = criterion.updateOutput(scores, y)
         interval.append(loss)
         if (step + 1) % sync_every == 0 or step + 1 == total:
+            # before the update when syncing every step (the CPU): no bad step is applied
             for i, value in enumerate(float(v) for v in interval):
                 if not math.isfinite(value):
                     raise NonFiniteLoss(epoch, step + 1 - len(interval) + i, value)
             interval = []
+        model.zeroGradParameters()
+        model.backward(x, criterion.updateGradInput(scores, y))
+        optimizer.step()
+        meter.add(loss, scores, y)
+        if not interval:
             stats = meter.read()
             elapsed = time.perf_counter() - start
             bar.set_postfix(loss=f'{stats["loss"]:.3f}', top1=f'{stats["top1"]:.3f}',
@@ -93,5 +97,5 @@ def evaluate(model, criterion, loader, progress=True):
     for x, y in tqdm(loader, desc='val', unit='batch', disable=not progress, leave=False,
                      mininterval=1.0):
         scores = model.forward(x)
-        meter.add(criterion.forward(scores, y), scores, y)
+        meter.add(criterion.updateOutput(scores, y), scores, y)
     return meter.read()

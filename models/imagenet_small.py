@@ -5,7 +5,7 @@ from minifft import nn
 
 INPUT_SHAPE = (3, 64, 64)
 DATASET = 'synthetic'
-EPOCHS = 4
+EPOCHS = 2
 BATCH_SIZE = 64
 LR = 0.05
 MOMENTUM = 0.9

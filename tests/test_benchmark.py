@@ -1,0 +1,36 @@
+"""scripts/benchmark.py's quick suite as a smoke test: the JSON has its fields and the
+correctness column is small. No test asserts a speed."""
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_quick_suite_writes_json_and_plot(tmp_path):
+    out, png = tmp_path / 'q.json', tmp_path / 'q.png'
+    r = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'benchmark.py'),
+                        '--suite', 'quick', '--repeat', '1', '--warmup', '0', '--json', str(out),
+                        '--plot', str(png)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert 'fft:fwd' in r.stdout and 'dir:sum' in r.stdout
+    result = json.loads(out.read_text())
+    assert result['suite'] == 'quick' and len(result['rows']) == 3
+    for row in result['rows']:
+        errors = {k: v for k, v in row.items() if 'error' in k}
+        assert set(errors) == {'error_output', 'error_gradInput', 'error_gradWeight'}
+        assert max(errors.values()) < 1e-4, errors
+        for impl in ('fft', 'direct'):
+            assert set(row[impl]) >= {'updateOutput', 'updateGradInput', 'accGradParameters',
+                                      'total'}
+            assert all(v > 0 for v in row[impl].values())
+        assert row['fft_plan'] in ('dft', 'fft') and row['fft_cache_bytes'] > 0
+        assert row['flops_direct'] > 0 and row['paper_memory_bytes'] > 0
+    assert png.stat().st_size > 0
+
+
+def test_bad_arguments_are_named():
+    r = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'benchmark.py'),
+                        '--suite', 'quick', '--layers', 'L9'], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown layers ['L9']" in r.stderr

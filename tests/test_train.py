@@ -1,0 +1,181 @@
+"""scripts/train.py end to end on a tiny dataset and a tiny model file: the loss falls, the files
+appear, resume is exact, bad checkpoints and inputs give clear errors."""
+import csv
+import importlib.util
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from minifft import checkpoint, datasets, model_files
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, 'scripts', 'train.py')
+
+TINY_MODEL = '''
+from minifft import nn
+INPUT_SHAPE = (3, 12, 12)
+DATASET = 'synthetic'
+EPOCHS = 3
+BATCH_SIZE = 16
+LR = 0.05
+MOMENTUM = 0.9
+WEIGHT_DECAY = 1e-4
+SCHEDULE = 'cosine'
+AUGMENT = True
+CROP_PAD = 1
+
+
+def create_model(n_classes, conv=nn.SpatialConvolutionFFT):
+    return nn.Sequential(conv(3, 8, 5, 5, 1, 1, 2, 2), nn.SpatialBatchNormalization(8),
+                         nn.ReLU(), nn.SpatialMaxPooling(2, 2, 2, 2), conv(8, 8, 3, 3, 1, 1, 1, 1),
+                         nn.ReLU(), nn.View(-1), nn.Dropout(0.1), nn.Linear(8 * 6 * 6, n_classes))
+'''
+
+
+def _load_train():
+    spec = importlib.util.spec_from_file_location('train_script', TRAIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train = _load_train()
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    """A 4-class dataset (a bright bar in one of four bands: left-right flips keep the class)
+    and the tiny model."""
+    root = tmp_path_factory.mktemp('train')
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        labels = rng.integers(0, 4, n)
+        images = rng.integers(0, 80, (n, 3, 12, 12)).astype(np.uint8)
+        for i, c in enumerate(labels):
+            images[i, :, 3 * c:3 * c + 2, 2:10] += 150
+        return n, [(images, labels)]
+
+    data = datasets.write_dataset(str(root / 'tiny.h5'), {'train': split(160), 'val': split(48)},
+                                  ['a', 'b', 'c', 'd'], 'test', (3, 12, 12))
+    model = root / 'tiny_model.py'
+    model.write_text(TINY_MODEL)
+    return str(data), str(model), root
+
+
+def run(setup, *extra):
+    data, model, _ = setup
+    return train.main(['--model', model, '--data', data, '--workers', '1', '--no-progress',
+                       *extra])
+
+
+def read_log(out):
+    with open(os.path.join(out, 'log.csv')) as f:
+        return list(csv.DictReader(f))
+
+
+def test_loss_falls_and_files_appear(setup):
+    out = str(setup[2] / 'run')
+    assert run(setup, '--out', out) == 0
+    rows = read_log(out)
+    assert [int(r['epoch']) for r in rows] == [1, 2, 3]
+    assert list(rows[0]) == train.LOG_COLUMNS
+    assert float(rows[-1]['train_loss']) < float(rows[0]['train_loss'])
+    assert float(rows[-1]['val_top1']) > 0.5  # chance is 0.25
+    assert os.path.exists(os.path.join(out, 'checkpoint.h5'))
+    assert os.path.exists(os.path.join(out, 'curves.png'))
+    assert not [f for f in os.listdir(out) if f.endswith('.partial')]
+
+
+def _params(path):
+    with h5py.File(path) as f:
+        return {k: f['params'][k][...] for k in f['params']}
+
+
+def test_resume_is_exact(setup):
+    root = setup[2]
+    straight, split = str(root / 'straight'), str(root / 'split')
+    assert run(setup, '--epochs', '2', '--out', straight) == 0
+    assert run(setup, '--epochs', '1', '--out', split) == 0
+    assert run(setup, '--epochs', '2', '--resume', os.path.join(split, 'checkpoint.h5')) == 0
+    a = _params(os.path.join(straight, 'checkpoint.h5'))
+    b = _params(os.path.join(split, 'checkpoint.h5'))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert [r['epoch'] for r in read_log(split)] == ['1', '2']
+
+
+def test_eval_only_reproduces_saved_accuracy(setup, capsys):
+    out = str(setup[2] / 'evalrun')
+    assert run(setup, '--epochs', '1', '--out', out) == 0
+    saved = float(read_log(out)[-1]['val_top1'])
+    capsys.readouterr()
+    assert run(setup, '--resume', os.path.join(out, 'checkpoint.h5'), '--eval-only') == 0
+    printed = capsys.readouterr().out
+    assert f'top1 {saved:.4f}' in printed
+
+
+def test_direct_convolutions_train_too(setup):
+    out = str(setup[2] / 'direct')
+    assert run(setup, '--epochs', '1', '--conv', 'direct', '--out', out) == 0
+    assert len(read_log(out)) == 1
+
+
+@pytest.mark.filterwarnings('ignore::RuntimeWarning')
+def test_non_finite_loss_stops_and_keeps_checkpoint(setup, capsys):
+    out = str(setup[2] / 'nan')
+    assert run(setup, '--epochs', '1', '--out', out) == 0
+    before = _params(os.path.join(out, 'checkpoint.h5'))
+    code = run(setup, '--epochs', '2', '--lr', '1e30', '--resume', os.path.join(out, 'checkpoint.h5'))
+    assert code == 1
+    err = capsys.readouterr().err
+    assert 'loss became' in err and 'epoch 2, step' in err
+    after = _params(os.path.join(out, 'checkpoint.h5'))
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_corrupt_checkpoint_is_a_clear_error(setup, tmp_path):
+    bad = tmp_path / 'checkpoint.h5'
+    bad.write_bytes(b'\x89HDF\r\n garbage')
+    r = subprocess.run([sys.executable, TRAIN, '--model', setup[1], '--data', setup[0],
+                        '--resume', str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert 'not a readable HDF5 checkpoint' in r.stderr and 'Traceback' not in r.stderr
+    # a checkpoint of another model: names what does not match
+    out = str(tmp_path / 'other')
+    assert run(setup, '--epochs', '1', '--out', out) == 0
+    from minifft import nn, optim
+    other = nn.Sequential(nn.Linear(3, 4))
+    with pytest.raises(checkpoint.CheckpointError, match='params do not match the model'):
+        checkpoint.load(os.path.join(out, 'checkpoint.h5'), other,
+                        optim.SGD(*other.parameters(), lr=0.1))
+
+
+def test_bad_arguments(setup, tmp_path):
+    r = subprocess.run([sys.executable, TRAIN, '--model', 'no_such_model'], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and 'imagenet_small' in r.stderr and 'fashion_small' in r.stderr
+    r = subprocess.run([sys.executable, TRAIN, '--model', 'imagenet_small', '--data', setup[0],
+                        '--no-progress'], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert 'train/images holds (3, 12, 12) images' in r.stderr and '(3, 64, 64)' in r.stderr
+    r = subprocess.run([sys.executable, TRAIN, '--model', 'imagenet_small', '--data',
+                        str(tmp_path / 'none.h5')], capture_output=True, text=True)
+    assert r.returncode == 2 and 'no such file' in r.stderr
+
+
+def test_model_files_build_with_both_convolutions():
+    from minifft import nn
+    for name in model_files.available():
+        spec = model_files.load(name)
+        for conv in (nn.SpatialConvolutionFFT, nn.SpatialConvolution):
+            model = spec.create_model(10, conv=conv)
+            convs = [m for m in model.listModules() if isinstance(m, (nn.SpatialConvolution,
+                                                                     nn.SpatialConvolutionFFT))]
+            assert convs and all(type(m) is conv for m in convs)
+        if name != 'alexnet':  # alexnet's 224x224 forward is left to the benchmarks
+            x = np.zeros((2,) + tuple(spec.INPUT_SHAPE), np.float32)
+            assert model.evaluate().forward(x).shape == (2, 10)
