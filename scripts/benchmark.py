@@ -125,6 +125,21 @@ def time_torch(x, w, g, stride, pad, repeat, warmup, ops, device):
     return out
 
 
+def loader_throughput(path, batch, workers, augment, batches=200):
+    """Images per second the DataLoader alone delivers (two passes, the second timed)."""
+    from minifft import data
+    loader = data.DataLoader(data.HDF5Dataset(path, 'train'), batch, augment=augment,
+                             workers=workers)
+    n = min(batches, len(loader))
+    for timed in (False, True):
+        t = time.perf_counter()
+        for i, _ in enumerate(loader):
+            if i + 1 == n:
+                break
+        seconds = time.perf_counter() - t
+    return n * batch / seconds
+
+
 def rel(a, b):
     a, b = backend.asnumpy(a).astype(np.float64), backend.asnumpy(b).astype(np.float64)
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
@@ -232,9 +247,21 @@ def main(argv=None):
     p.add_argument('--no-direct', dest='direct', action='store_false',
                    help='skip the direct layer (it is slow on large kernels)')
     p.add_argument('--no-torch', dest='torch', action='store_false')
+    p.add_argument('--tf32', choices=('on', 'off'), default='off',
+                   help="GPU: let PyTorch's cuDNN/cuBLAS use TF32 (CuPy follows the CUPY_TF32 "
+                        'environment variable, read when CuPy loads)')
     p.add_argument('--json')
     p.add_argument('--plot')
+    p.add_argument('--loader', metavar='DATASET',
+                   help='instead: time the DataLoader alone on this HDF5 dataset')
+    p.add_argument('--workers', type=int, default=2, help='loader threads (with --loader)')
     args = p.parse_args(argv)
+    if args.loader:
+        for augment in (False, True):
+            rate = loader_throughput(args.loader, args.batch or 64, args.workers, augment)
+            print(f'DataLoader {args.loader}: batch {args.batch or 64}, {args.workers} workers, '
+                  f'augment {augment}: {rate:.0f} images/s')
+        return 0
     args.device = backend.resolve_device(args.device)
     args.ops = [o for o in args.ops.split(',') if o]
     bad = [o for o in args.ops if o not in OPS]
@@ -253,12 +280,17 @@ def main(argv=None):
         try:
             import torch
             torch.set_num_threads(os.cpu_count())
+            torch.backends.cudnn.benchmark = True  # cuDNN's best algorithm, as users run it
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = (
+                args.tf32 == 'on')
             have_torch = True
         except ImportError:
             print('PyTorch is not installed: its columns are left out')
     threads = os.cpu_count()
     print(f'device {args.device}; threads: FFT workers {backend.fft_for(np).workers}, BLAS default '
           f'(all {threads} cores), torch {threads if have_torch else "-"}')
+    if args.device == 'gpu':
+        print(f'TF32: torch {args.tf32}; CuPy CUPY_TF32={os.environ.get("CUPY_TF32", "0")}')
     rows = []
     for label, S, f, fo, n, k, stride, pad in configs:
         rows.append(run_config(label, S or batch, f, fo, n, k, stride, pad, args, have_torch))
@@ -267,6 +299,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, 'w') as fh:
             json.dump({'device': args.device, 'threads': threads, 'suite': args.suite,
+                       'tf32_torch': args.tf32, 'tf32_cupy': os.environ.get('CUPY_TF32', '0'),
                        'ops': args.ops, 'rows': rows}, fh, indent=1)
     if args.plot:
         plot(rows, args.plot)
