@@ -160,12 +160,25 @@ class _CPUFFT:
 
 
 class _GPUFFT:
-    """cupyx.scipy.fft (cuFFT) with the same names; plans are kept by CuPy's plan cache."""
+    """cupyx.scipy.fft (cuFFT) with the same names. Plans are kept by CuPy's plan cache, whose
+    default of 16 plans is too few for a network (each layer needs a forward and an inverse
+    plan per map kind): it is raised to PLAN_CACHE_SIZE on first use."""
+    PLAN_CACHE_SIZE = 128
+
+    def __init__(self):
+        self._sized = False
+
+    def _size_cache(self):
+        if not self._sized:
+            cupy.fft.config.get_plan_cache().set_size(self.PLAN_CACHE_SIZE)
+            self._sized = True
 
     def rfftn(self, a, s, axes):
+        self._size_cache()
         return _cupy_fft.rfftn(a, s=s, axes=axes, overwrite_x=True)
 
     def irfftn(self, a, s, axes):
+        self._size_cache()
         return _cupy_fft.irfftn(a, s=s, axes=axes, overwrite_x=True)
 
     next_fast_len = staticmethod(lambda n: scipy.fft.next_fast_len(n, real=True))

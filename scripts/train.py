@@ -154,7 +154,7 @@ def main(argv=None):
     ckpt = os.path.join(out, 'checkpoint.h5')
     print(f'writing to {out}')
     saved_args = dict(vars(args), model=args.model)
-    epoch = start_epoch
+    done = start_epoch  # epochs whose results are in the checkpoint
     try:
         for epoch in range(start_epoch, args.epochs):
             opt.lr = schedule(epoch)
@@ -167,6 +167,7 @@ def main(argv=None):
                    'images_per_s': tr['images_per_s'], 'seconds': tr['seconds']}
             history.append(row)
             checkpoint.save(ckpt, model, opt, epoch + 1, saved_args, history)
+            done = epoch + 1
             write_log(out, history)
             plot_curves(out, history)
             print(f'epoch {epoch + 1}/{args.epochs}  lr {opt.lr:.4g}  train loss '
@@ -178,9 +179,9 @@ def main(argv=None):
               f'{ckpt if os.path.exists(ckpt) else "none yet"}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        # the interrupted epoch is not counted: resuming repeats it from these weights
-        checkpoint.save(ckpt, model, opt, epoch, saved_args, history, {'interrupted': True})
-        print(f'\ninterrupted during epoch {epoch + 1}: saved {ckpt}; continue with '
+        # an unfinished epoch is not counted: resuming repeats it from these weights
+        checkpoint.save(ckpt, model, opt, done, saved_args, history, {'interrupted': True})
+        print(f'\ninterrupted during epoch {done + 1}: saved {ckpt}; continue with '
               f'--resume {ckpt}', file=sys.stderr)
         return 130
     print(f'done: {out}')

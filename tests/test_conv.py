@@ -244,3 +244,31 @@ def test_gpu_matches_cpu(strategy, rng, device):
     a = cpu.forward(x)
     b = gpu.forward(backend.to_device(x, 'gpu'))
     assert rel_err(b, a) < 1e-5
+
+
+@pytest.mark.parametrize('T', [1, 2, 3, 5])
+@pytest.mark.parametrize('case', [c for c in CASES if c[7] == c[8] == 1])
+def test_tiled_plan_matches_reference(case, T, rng, monkeypatch):
+    """Overlap-save tiles of every size, including ones that do not divide the output."""
+    from minifft.nn import fft_plans
+    monkeypatch.setattr(fft_plans, 'choose_tile', lambda *args: T)
+    layer, x = make(fft_with('tiled'), case, np.float64, rng=rng)
+    out, go, gi = run_step(layer, x, rng)
+    assert layer.plan(x).kind == 'tiled'
+    pad = (case[9], case[10])
+    assert rel_err(out, conv_reference(x, layer.weight, layer.bias, pad=pad)) < 1e-10
+    gi_ref, gw_ref, gb_ref = conv_grads_reference(x, layer.weight, go, pad=pad)
+    assert rel_err(gi, gi_ref) < 1e-10
+    assert rel_err(layer.gradWeight, gw_ref) < 1e-10
+    assert rel_err(layer.gradBias, gb_ref) < 1e-10
+
+
+def test_auto_strategy_choices():
+    from minifft.nn import fft_plans
+    def kind(S, f, g, n, k, d=1):
+        return fft_plans.make_plan('auto', np, np.float32, S, f, g, n, n, k, k, d, d, 0, 0).kind
+    assert kind(16, 3, 96, 128, 11) == 'tiled'     # large map, small f: short transforms pay
+    assert kind(16, 128, 128, 32, 9) == 'dft'
+    assert kind(2, 3, 8, 200, 11, d=4) == 'fft'    # too large for DFT matrices, stride: no tiles
+    with pytest.raises(ValueError, match='strategy must be one of'):
+        nn.SpatialConvolutionFFT(3, 4, 3, strategy='winograd')

@@ -179,3 +179,21 @@ def test_model_files_build_with_both_convolutions():
         if name != 'alexnet':  # alexnet's 224x224 forward is left to the benchmarks
             x = np.zeros((2,) + tuple(spec.INPUT_SHAPE), np.float32)
             assert model.evaluate().forward(x).shape == (2, 10)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(setup, tmp_path):
+    import signal
+    import time
+    out = tmp_path / 'int'
+    proc = subprocess.Popen([sys.executable, TRAIN, '--model', setup[1], '--data', setup[0],
+                             '--epochs', '100000', '--no-progress', '--out', str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / 'log.csv').exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert 'interrupted during epoch' in err and 'Traceback' not in err
+    meta = checkpoint.read_meta(str(out / 'checkpoint.h5'))
+    assert meta['extra'] == {'interrupted': True} and meta['epoch'] >= 1

@@ -49,11 +49,12 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
     def plan(self, x):
         """The transform plan for an ``(S, f, H, W)`` input (made once per geometry)."""
         xp = backend.get_array_module(x)
-        key = (x.shape[2:], x.dtype.str, xp.__name__, self.strategy)
+        key = (x.shape, x.dtype.str, xp.__name__, self.strategy)
         if key not in self._plans:
-            self._plans[key] = make_plan(self.strategy, xp, x.dtype, x.shape[2], x.shape[3],
-                                         self.kH, self.kW, self.dH, self.dW, self.padH,
-                                         self.padW)
+            self._plans[key] = make_plan(self.strategy, xp, x.dtype, x.shape[0],
+                                         self.nInputPlane, self.nOutputPlane, x.shape[2],
+                                         x.shape[3], self.kH, self.kW, self.dH, self.dW,
+                                         self.padH, self.padW)
         return self._plans[key]
 
     def fft_sizes(self, input):

@@ -267,25 +267,132 @@ class FFTPlan:
         return self._read(full, slice(ah.o1 - 1, ah.Lp), slice(aw.o1 - 1, aw.Lp))
 
 
-STRATEGIES = ('auto', 'dft', 'fft')
+class TiledPlan:
+    """Overlap-save tiling around a DFTPlan, for large maps (stride 1): the padded input is cut
+    into tiles of ``T + k - 1`` pixels that overlap by ``k - 1``, each tile a sample of the
+    inner plan, so transforms are short (their cost per pixel grows with the transform size)
+    at the price of more frequencies per output pixel in the products. The weight gradient
+    sums over tiles by itself; the input gradient adds the tiles' overlaps back together."""
+    kind = 'tiled'
+
+    def __init__(self, xp, dtype, ah, aw, T):
+        self.xp, self.ah, self.aw, self.T = xp, ah, aw, T
+        self.n_h, self.n_w = -(-ah.o1 // T), -(-aw.o1 // T)      # tiles per axis
+        self.t_h, self.t_w = T + ah.k - 1, T + aw.k - 1          # tile size, with its margin
+        self.inner = DFTPlan(xp, dtype, Axis(self.t_h, ah.k, 1, 0, self.t_h),
+                             Axis(self.t_w, aw.k, 1, 0, self.t_w))
+        self.NH, self.NW = self.inner.NH, self.inner.NW
+        self.meta = ('tiled', T) + self.inner.meta
+
+    def _tiles(self, x):
+        """``(S*n_h*n_w, f, t_h, t_w)`` overlapping tiles of the zero-padded input."""
+        xp, ah, aw = self.xp, self.ah, self.aw
+        S, f, H, W = x.shape
+        rows, cols = self.n_h * self.T + ah.k - 1, self.n_w * self.T + aw.k - 1
+        padded = xp.zeros((S, f, rows, cols), x.dtype)
+        padded[:, :, ah.p:ah.p + H, aw.p:aw.p + W] = x
+        tiles = xp.empty((S, self.n_h, self.n_w, f, self.t_h, self.t_w), x.dtype)
+        for i in range(self.n_h):
+            for j in range(self.n_w):
+                tiles[:, i, j] = padded[:, :, i * self.T:i * self.T + self.t_h,
+                                        j * self.T:j * self.T + self.t_w]
+        return tiles.reshape(-1, f, self.t_h, self.t_w)
+
+    def _untile(self, y, rows, cols):
+        """Tile outputs ``(S*n_h*n_w, c, T, T)`` side by side, cropped to ``rows x cols``."""
+        c = y.shape[1]
+        y = y.reshape(-1, self.n_h, self.n_w, c, self.T, self.T).transpose(0, 3, 1, 4, 2, 5)
+        y = y.reshape(y.shape[0], c, self.n_h * self.T, self.n_w * self.T)
+        return self.xp.ascontiguousarray(y[:, :, :rows, :cols])
+
+    def input_spectrum(self, x):
+        return self.inner.input_spectrum(self._tiles(x))
+
+    def kernel_spectrum(self, w):
+        return self.inner.kernel_spectrum(w)
+
+    def grad_output_spectrum(self, g):
+        xp = self.xp
+        S, c = g.shape[:2]
+        full = xp.zeros((S, c, self.n_h * self.T, self.n_w * self.T), g.dtype)
+        full[:, :, :g.shape[2], :g.shape[3]] = g
+        tiles = full.reshape(S, c, self.n_h, self.T, self.n_w, self.T).transpose(0, 2, 4, 1, 3, 5)
+        return self.inner.grad_output_spectrum(xp.ascontiguousarray(tiles).reshape(-1, c, self.T,
+                                                                                  self.T))
+
+    def output(self, X, K):
+        return self._untile(self.inner.output(X, K), self.ah.o, self.aw.o)
+
+    def grad_input(self, D, K):
+        ah, aw = self.ah, self.aw
+        tiles = self.inner.grad_input(D, K)
+        f = tiles.shape[1]
+        tiles = tiles.reshape(-1, self.n_h, self.n_w, f, self.t_h, self.t_w)
+        S = tiles.shape[0]
+        padded = self.xp.zeros((S, f, self.n_h * self.T + ah.k - 1,
+                                self.n_w * self.T + aw.k - 1), tiles.dtype)
+        for i in range(self.n_h):  # overlap-add: neighbouring tiles share k - 1 pixels
+            for j in range(self.n_w):
+                padded[:, :, i * self.T:i * self.T + self.t_h,
+                       j * self.T:j * self.T + self.t_w] += tiles[:, i, j]
+        return self.xp.ascontiguousarray(padded[:, :, ah.p:ah.p + ah.L, aw.p:aw.p + aw.L])
+
+    def grad_weight(self, D, X):
+        return self.inner.grad_weight(D, X)
 
 
-def make_plan(strategy, xp, dtype, H, W, kH, kW, dH, dW, pH, pW):
-    """The plan for one layer geometry. 'auto' takes DFT matrices for transforms up to
-    ``DFT_MAX`` points per axis on the CPU, and the FFT otherwise (and on the GPU, where cuFFT
-    is fast)."""
+STRATEGIES = ('auto', 'dft', 'tiled', 'fft')
+TILE_SIZES = (16, 24, 32, 48, 64)   # transform sizes a tile may have
+# relative cost of one real flop of a transform GEMM against one of the complex product GEMMs,
+# measured on the development machine (real GEMMs run ~3x the complex batched ones' rate)
+_TRANSFORM_WEIGHT = 1 / 3
+
+
+def _dft_cost(S, f, g, n_tiles, N, Q):
+    """Model of a training step's flops with DFT transforms of size N on n_tiles per map:
+    transforms of the S(f+g) maps and f g kernels, and the three products."""
+    transforms = 6 * N * N * N * (S * (f + g)) * n_tiles
+    products = 3 * 8 * N * Q * S * f * g * n_tiles
+    return _TRANSFORM_WEIGHT * transforms + products
+
+
+def choose_tile(S, f, g, ah, aw):
+    """The tile output size T with the lowest modelled cost, or None when not tiling is
+    cheapest (or tiling does not apply: stride > 1)."""
+    if ah.d != 1 or aw.d != 1:
+        return None
+    n = max(ah.Lp, aw.Lp)
+    best, best_cost = None, _dft_cost(S, f, g, 1, n, n // 2 + 1)
+    for N in TILE_SIZES:
+        T = N - max(ah.k, aw.k) + 1
+        if T < max(ah.k, aw.k) or T >= max(ah.o1, aw.o1):
+            continue
+        tiles = -(-ah.o1 // T) * -(-aw.o1 // T)
+        cost = _dft_cost(S, f, g, tiles, N, N // 2 + 1)
+        if cost < best_cost:
+            best, best_cost = T, cost
+    return best
+
+
+def make_plan(strategy, xp, dtype, S, f, g, H, W, kH, kW, dH, dW, pH, pW):
+    """The plan for one layer geometry. 'auto', on the CPU: DFT matrices, on overlapping tiles
+    where the cost model says tiles are cheaper, and FFTs for maps over ``DFT_MAX`` points that
+    cannot be tiled; on the GPU, where cuFFT is fast, the FFT."""
     if strategy not in STRATEGIES:
         raise ValueError(f'strategy must be one of {STRATEGIES}, got {strategy!r}')
-    Hp, Wp = H + 2 * pH, W + 2 * pW
-    if strategy == 'auto':
-        strategy = 'dft' if (xp is np and max(Hp, Wp) <= DFT_MAX) else 'fft'
+    ah, aw = Axis(H, kH, dH, pH, H + 2 * pH), Axis(W, kW, dW, pW, W + 2 * pW)
+    if strategy in ('auto', 'tiled'):
+        T = choose_tile(S, f, g, ah, aw) if xp is np or strategy == 'tiled' else None
+        if T is not None:
+            return TiledPlan(xp, dtype, ah, aw, T)
+        if strategy == 'auto':
+            strategy = 'dft' if (xp is np and max(ah.Lp, aw.Lp) <= DFT_MAX) else 'fft'
+        else:
+            strategy = 'dft'
     if strategy == 'dft':
-        NH, NW = Hp, Wp
-    else:
-        fast = backend.fft_for(xp).next_fast_len
-        NH, NW = fast(Hp), fast(Wp)
-    cls = DFTPlan if strategy == 'dft' else FFTPlan
-    return cls(xp, dtype, Axis(H, kH, dH, pH, NH), Axis(W, kW, dW, pW, NW))
+        return DFTPlan(xp, dtype, ah, aw)
+    fast = backend.fft_for(xp).next_fast_len
+    return FFTPlan(xp, dtype, Axis(H, kH, dH, pH, fast(ah.Lp)), Axis(W, kW, dW, pW, fast(aw.Lp)))
 
 
 DFT_MAX = 160
