@@ -343,17 +343,23 @@ class TiledPlan:
 
 STRATEGIES = ('auto', 'dft', 'tiled', 'fft')
 TILE_SIZES = (16, 24, 32, 48, 64)   # transform sizes a tile may have
-# relative cost of one real flop of a transform GEMM against one of the complex product GEMMs,
-# measured on the development machine (real GEMMs run ~3x the complex batched ones' rate)
+# Cost model weights, relative to one flop of the complex product GEMMs, fitted on the
+# development machine (2 cores): real transform GEMMs run ~3x faster per flop, and every byte
+# of spectrum moved costs ~14 product flops (measured ~5 GB/s against ~70 GFLOP/s). Without the
+# bytes term the model picked tiles for convnet L1 that measured 2x slower: their spectra are
+# (N/T)^2 larger than the untiled ones.
 _TRANSFORM_WEIGHT = 1 / 3
+_BYTE_WEIGHT = 14
 
 
 def _dft_cost(S, f, g, n_tiles, N, Q):
-    """Model of a training step's flops with DFT transforms of size N on n_tiles per map:
-    transforms of the S(f+g) maps and f g kernels, and the three products."""
+    """Modelled cost of a training step with DFT transforms of size N on n_tiles per map: the
+    transforms of the S(f+g) maps, the three products, and about four passes over the maps'
+    spectra."""
     transforms = 6 * N * N * N * (S * (f + g)) * n_tiles
     products = 3 * 8 * N * Q * S * f * g * n_tiles
-    return _TRANSFORM_WEIGHT * transforms + products
+    spectra_bytes = 4 * 8 * N * Q * S * (f + g) * n_tiles
+    return _TRANSFORM_WEIGHT * transforms + products + _BYTE_WEIGHT * spectra_bytes
 
 
 def choose_tile(S, f, g, ah, aw):
