@@ -95,6 +95,29 @@ def to_device(a, device, dtype=None):
     return out if dtype is None else out.astype(dtype, copy=False)
 
 
+def use_gpu(index):
+    """Make GPU ``index`` (modulo the number present) this process's current device."""
+    xp_for('gpu').cuda.Device(index % cupy.cuda.runtime.getDeviceCount()).use()
+
+
+def nccl_unique_id():
+    from cupy.cuda import nccl
+    return nccl.get_unique_id()
+
+
+def nccl_communicator(world, unique_id, rank):
+    from cupy.cuda import nccl
+    return nccl.NcclCommunicator(world, unique_id, rank)
+
+
+def nccl_allreduce_sum(comm, buf):
+    """In-place sum of a float32/float64 GPU array over the NCCL communicator."""
+    from cupy.cuda import nccl
+    dtype = nccl.NCCL_FLOAT32 if buf.dtype == np.float32 else nccl.NCCL_FLOAT64
+    comm.allReduce(buf.data.ptr, buf.data.ptr, buf.size, dtype, nccl.NCCL_SUM,
+                   cupy.cuda.get_current_stream().ptr)
+
+
 def synchronize():
     """Wait for the GPU's queued work (a no-op on the CPU); timers need it."""
     if cupy is not None and gpu_available():

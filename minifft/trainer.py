@@ -10,6 +10,7 @@ import time
 from tqdm import tqdm
 
 from . import backend
+from .distributed import Single
 
 
 class NonFiniteLoss(RuntimeError):
@@ -42,15 +43,22 @@ class _Meter:
         self.top1, self.top5 = self.top1 + c1, self.top5 + c5
         self.count += n
 
-    def read(self):
-        n = max(self.count, 1)
-        return {'loss': float(self.loss) / n, 'top1': float(self.top1) / n,
-                'top5': float(self.top5) / n}
+    def read(self, comm=None):
+        """Means so far; with a communicator, over every rank's samples."""
+        loss, top1, top5, count = (float(self.loss), float(self.top1), float(self.top5),
+                                   self.count)
+        if comm is not None:
+            loss, top1, top5, count = comm.sum([loss, top1, top5, count])
+        n = max(count, 1)
+        return {'loss': loss / n, 'top1': top1 / n, 'top5': top5 / n, 'count': count}
 
 
 def train_epoch(model, criterion, optimizer, loader, epoch, max_steps=None, progress=True,
-                sync_every=None):
+                sync_every=None, comm=Single()):
+    """One epoch; with a distributed ``comm``, gradients are averaged over the ranks before each
+    step and the returned metrics cover every rank's samples."""
     model.training()
+    grads = model.parameters()[1]
     meter = _Meter()
     sync_every = sync_every or (1 if loader.device == 'cpu' else 20)
     total = min(len(loader), max_steps) if max_steps else len(loader)
@@ -67,13 +75,18 @@ def train_epoch(model, criterion, optimizer, loader, epoch, max_steps=None, prog
         loss = criterion.updateOutput(scores, y)
         interval.append(loss)
         if (step + 1) % sync_every == 0 or step + 1 == total:
-            # before the update when syncing every step (the CPU): no bad step is applied
-            for i, value in enumerate(float(v) for v in interval):
-                if not math.isfinite(value):
-                    raise NonFiniteLoss(epoch, step + 1 - len(interval) + i, value)
+            # before the update when syncing every step (the CPU): no bad step is applied.
+            # Every rank learns whether any rank went bad, so all stop at the same step.
+            values = [float(v) for v in interval]
+            bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+            first_bad = comm.min(bad[0] if bad else len(values))
+            if first_bad < len(values):
+                value = values[first_bad] if not math.isfinite(values[first_bad]) else math.nan
+                raise NonFiniteLoss(epoch, step + 1 - len(values) + first_bad, value)
             interval = []
         model.zeroGradParameters()
         model.backward(x, criterion.updateGradInput(scores, y))
+        comm.average_gradients(grads)
         optimizer.step()
         meter.add(loss, scores, y)
         if not interval:
@@ -85,17 +98,16 @@ def train_epoch(model, criterion, optimizer, loader, epoch, max_steps=None, prog
     bar.close()
     backend.synchronize()
     seconds = time.perf_counter() - start
-    stats = meter.read()
-    stats.update(images_per_s=meter.count / max(seconds, 1e-9), seconds=seconds,
-                 images=meter.count)
+    stats = meter.read(comm)
+    stats.update(images_per_s=stats['count'] / max(seconds, 1e-9), seconds=seconds)
     return stats
 
 
-def evaluate(model, criterion, loader, progress=True):
+def evaluate(model, criterion, loader, progress=True, comm=Single()):
     model.evaluate()
     meter = _Meter()
     for x, y in tqdm(loader, desc='val', unit='batch', disable=not progress, leave=False,
                      mininterval=1.0):
         scores = model.forward(x)
         meter.add(criterion.updateOutput(scores, y), scores, y)
-    return meter.read()
+    return meter.read(comm)

@@ -15,8 +15,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from minifft import backend, checkpoint, data, datasets, model_files, nn, optim  # noqa: E402
-from minifft import random, trainer  # noqa: E402
+from minifft import backend, checkpoint, data, datasets, distributed, model_files, nn  # noqa: E402
+from minifft import optim, random, trainer  # noqa: E402
 from minifft.atomic import atomic_path  # noqa: E402
 
 BUILTIN_DATA = {'synthetic': datasets.prepare_synthetic,
@@ -48,6 +48,8 @@ def parse_args(argv):
     p.add_argument('--eval-only', action='store_true', help='evaluate --resume on val and stop')
     p.add_argument('--max-steps', type=int, help='cap on steps per epoch (smoke runs)')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    p.add_argument('--distributed', action='store_true',
+                   help='data-parallel over MPI (implied when launched by mpirun)')
     args = p.parse_args(argv)
     if args.eval_only and not args.resume:
         p.error('--eval-only needs --resume CHECKPOINT')
@@ -66,12 +68,13 @@ def fill_defaults(args, spec):
             setattr(args, arg, getattr(spec, attr, fallback))
 
 
-def dataset_path(name):
+def dataset_path(name, comm):
     if name in BUILTIN_DATA:
         path = datasets.default_path(name)
-        if not os.path.exists(path):
+        if comm.is_main and not os.path.exists(path):
             print(f'dataset {name!r} is not prepared yet: preparing {path} now')
             BUILTIN_DATA[name](path)
+        comm.barrier()  # the other ranks wait for rank 0 to write it
         return path
     if not os.path.exists(name):
         raise FileNotFoundError(f'--data {name}: no such file, and not a built-in dataset '
@@ -112,16 +115,36 @@ def plot_curves(out, history):
 
 def main(argv=None):
     args = parse_args(argv)
+    comm = distributed.communicator(args.distributed)
+    try:
+        return run(args, comm)
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:
+        if comm.world > 1:
+            comm.abort(f'train.py: error: {e}', 2)
+        print(f'train.py: error: {e}', file=sys.stderr)
+        return 2
+    except Exception as e:
+        if comm.world > 1:  # any failure on one rank ends every rank, never a hang
+            comm.abort(f'train.py: {type(e).__name__}: {e}')
+        raise
+
+
+def run(args, comm):
+    say = print if comm.is_main else (lambda *a, **k: None)
     meta = checkpoint.read_meta(args.resume) if args.resume else None
     if meta and not args.model:
         args.model = meta['args'].get('model')
     spec = model_files.load(args.model)
     fill_defaults(args, spec)
     device = backend.resolve_device(args.device)
+    if device == 'gpu':
+        comm.pin_gpu()
     random.manualSeed(args.seed)
-    print(f'model {args.model} ({args.conv} convolutions) on {device}, seed {args.seed}')
+    say(f'model {args.model} ({args.conv} convolutions) on {device}, seed {args.seed}' +
+        (f', {comm.world} ranks, global batch {comm.world * args.batch_size}'
+         if comm.world > 1 else ''))
 
-    path = dataset_path(args.data)
+    path = dataset_path(args.data, comm)
     train_set, val_set = data.HDF5Dataset(path, 'train'), data.HDF5Dataset(path, 'val')
     if tuple(train_set.image_shape) != tuple(spec.INPUT_SHAPE):
         raise ValueError(f'{path}: train/images holds {train_set.image_shape} images, model '
@@ -133,26 +156,29 @@ def main(argv=None):
     schedule = optim.make_schedule(args.schedule, args.lr, args.epochs)
     loaders = [data.DataLoader(ds, args.batch_size, shuffle=shuffle, seed=args.seed,
                                augment=augment, workers=args.workers, device=device,
-                               crop_pad=getattr(spec, 'CROP_PAD', 4))
+                               crop_pad=getattr(spec, 'CROP_PAD', 4), rank=comm.rank,
+                               world=comm.world)
                for ds, shuffle, augment in ((train_set, True, getattr(spec, 'AUGMENT', False)),
                                             (val_set, False, False))]
     start_epoch, history = 0, []
     if args.resume:
         meta = checkpoint.load(args.resume, model, opt)
         start_epoch, history = meta['epoch'], meta['history']
-        print(f'resumed {args.resume} after epoch {start_epoch}')
-    progress = not args.no_progress
+        say(f'resumed {args.resume} after epoch {start_epoch}')
+    comm.broadcast_state(model, opt)
+    progress = comm.is_main and not args.no_progress
     if args.eval_only:
-        stats = trainer.evaluate(model, criterion, loaders[1], progress)
-        print(f'val loss {stats["loss"]:.4f} top1 {stats["top1"]:.4f} top5 {stats["top5"]:.4f}')
+        stats = trainer.evaluate(model, criterion, loaders[1], progress, comm)
+        say(f'val loss {stats["loss"]:.4f} top1 {stats["top1"]:.4f} top5 {stats["top5"]:.4f}')
         return 0
 
     out = args.out or (os.path.dirname(os.path.abspath(args.resume)) if args.resume else
                        os.path.join('runs', f'{args.model}-{args.conv}-'
                                     f'{datetime.datetime.now():%Y%m%d-%H%M%S}'))
-    os.makedirs(out, exist_ok=True)
     ckpt = os.path.join(out, 'checkpoint.h5')
-    print(f'writing to {out}')
+    if comm.is_main:
+        os.makedirs(out, exist_ok=True)
+    say(f'writing to {out}')
     saved_args = dict(vars(args), model=args.model)
     done = start_epoch  # epochs whose results are in the checkpoint
     try:
@@ -160,37 +186,36 @@ def main(argv=None):
             opt.lr = schedule(epoch)
             loaders[0].set_epoch(epoch)
             tr = trainer.train_epoch(model, criterion, opt, loaders[0], epoch, args.max_steps,
-                                     progress)
-            va = trainer.evaluate(model, criterion, loaders[1], progress)
+                                     progress, comm=comm)
+            va = trainer.evaluate(model, criterion, loaders[1], progress, comm)
             row = {'epoch': epoch + 1, 'train_loss': tr['loss'], 'train_top1': tr['top1'],
                    'val_loss': va['loss'], 'val_top1': va['top1'], 'val_top5': va['top5'],
                    'images_per_s': tr['images_per_s'], 'seconds': tr['seconds']}
             history.append(row)
-            checkpoint.save(ckpt, model, opt, epoch + 1, saved_args, history)
+            if comm.is_main:
+                checkpoint.save(ckpt, model, opt, epoch + 1, saved_args, history)
             done = epoch + 1
-            write_log(out, history)
-            plot_curves(out, history)
-            print(f'epoch {epoch + 1}/{args.epochs}  lr {opt.lr:.4g}  train loss '
+            if comm.is_main:
+                write_log(out, history)
+                plot_curves(out, history)
+            say(f'epoch {epoch + 1}/{args.epochs}  lr {opt.lr:.4g}  train loss '
                   f'{tr["loss"]:.4f} top1 {tr["top1"]:.4f}  val top1 {va["top1"]:.4f} top5 '
                   f'{va["top5"]:.4f}  {tr["images_per_s"]:.0f} img/s  {tr["seconds"]:.0f} s',
                   flush=True)
-    except trainer.NonFiniteLoss as e:
-        print(f'error: {e}; last good checkpoint: '
-              f'{ckpt if os.path.exists(ckpt) else "none yet"}', file=sys.stderr)
+    except trainer.NonFiniteLoss as e:  # every rank raises it at the same step
+        say(f'error: {e}; last good checkpoint: '
+            f'{ckpt if os.path.exists(ckpt) else "none yet"}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         # an unfinished epoch is not counted: resuming repeats it from these weights
-        checkpoint.save(ckpt, model, opt, done, saved_args, history, {'interrupted': True})
-        print(f'\ninterrupted during epoch {done + 1}: saved {ckpt}; continue with '
-              f'--resume {ckpt}', file=sys.stderr)
+        if comm.is_main:
+            checkpoint.save(ckpt, model, opt, done, saved_args, history, {'interrupted': True})
+        say(f'\ninterrupted during epoch {done + 1}: saved {ckpt}; continue with '
+            f'--resume {ckpt}', file=sys.stderr)
         return 130
-    print(f'done: {out}')
+    say(f'done: {out}')
     return 0
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f'train.py: error: {e}', file=sys.stderr)
-        sys.exit(2)
+    sys.exit(main())
