@@ -13,6 +13,14 @@ def rel_err(a, b):
     return np.linalg.norm(a - b) / (scale if scale > 0 else 1.0)
 
 
+def _zero_padded(x, pad):
+    pH, pW = pad
+    S, f, H, W = x.shape
+    out = np.zeros((S, f, H + 2 * pH, W + 2 * pW))
+    out[:, :, pH:pH + H, pW:pW + W] = x
+    return out
+
+
 def conv_reference(x, w, b, d=(1, 1), pad=(0, 0)):
     """Torch's cross-correlation, tap by tap, in float64: returns the output."""
     x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
@@ -20,8 +28,7 @@ def conv_reference(x, w, b, d=(1, 1), pad=(0, 0)):
     pH, pW = pad
     S, f, H, W = x.shape
     fo, _, kH, kW = w.shape
-    xp_ = np.zeros((S, f, H + 2 * pH, W + 2 * pW))
-    xp_[:, :, pH:pH + H, pW:pW + W] = x
+    xp_ = _zero_padded(x, pad)
     oH = (H + 2 * pH - kH) // dH + 1
     oW = (W + 2 * pW - kW) // dW + 1
     out = np.zeros((S, fo, oH, oW))
@@ -41,8 +48,7 @@ def conv_grads_reference(x, w, go, d=(1, 1), pad=(0, 0)):
     pH, pW = pad
     S, f, H, W = x.shape
     fo, _, kH, kW = w.shape
-    xp_ = np.zeros((S, f, H + 2 * pH, W + 2 * pW))
-    xp_[:, :, pH:pH + H, pW:pW + W] = x
+    xp_ = _zero_padded(x, pad)
     gxp = np.zeros_like(xp_)
     gw = np.zeros_like(w)
     for y in range(go.shape[2]):
