@@ -118,6 +118,14 @@ def nccl_allreduce_sum(comm, buf):
                    cupy.cuda.get_current_stream().ptr)
 
 
+def memory_stats():
+    """The GPU memory pool's bytes in use and held ({} without a usable GPU)."""
+    if not gpu_available():
+        return {}
+    pool = cupy.get_default_memory_pool()
+    return {'pool_used_bytes': int(pool.used_bytes()), 'pool_total_bytes': int(pool.total_bytes())}
+
+
 def synchronize():
     """Wait for the GPU's queued work (a no-op on the CPU); timers need it."""
     if cupy is not None and gpu_available():

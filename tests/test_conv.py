@@ -273,3 +273,33 @@ def test_auto_strategy_choices():
     assert kind(2, 3, 8, 200, 11, d=4) == 'fft'    # too large for DFT matrices, stride: no tiles
     with pytest.raises(ValueError, match='strategy must be one of'):
         nn.SpatialConvolutionFFT(3, 4, 3, strategy='winograd')
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('tf32, tol', [('0', 1e-4), ('1', 5e-3)])
+def test_gpu_tf32_modes(tf32, tol, tmp_path):
+    """With CUPY_TF32=1 cuBLAS may round GEMM inputs to TF32 (10-bit mantissa): the FFT layer
+    then agrees with float64 to ~1e-3 instead of ~1e-6. CuPy reads the variable when it loads,
+    hence a fresh process for each mode."""
+    if not backend.gpu_available():
+        pytest.skip(backend.gpu_unavailable_reason())
+    import os
+    import subprocess
+    import sys
+    code = '''if True:
+        import numpy as np, cupy
+        from minifft import nn
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((8, 64, 32, 32)).astype(np.float32)
+        ref = nn.SpatialConvolution(64, 64, 5, 5).double()
+        gpu = nn.SpatialConvolutionFFT(64, 64, 5, 5)
+        gpu.weight, gpu.bias = ref.weight.astype(np.float32), ref.bias.astype(np.float32)
+        y = cupy.asnumpy(gpu.cuda().forward(cupy.asarray(x)))
+        r = ref.forward(x.astype(np.float64))
+        print(np.linalg.norm(y - r) / np.linalg.norm(r))
+    '''
+    env = dict(os.environ, CUPY_TF32=tf32, PYTHONPATH=os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.split()[-1]) < tol

@@ -85,9 +85,11 @@ class FFTCache:
         return sum(int(e.value.nbytes) for e in self._entries.values())
 
     def stats(self):
+        on_gpu = any(backend.is_gpu_array(e.value) for e in self._entries.values())
         return {'forward': dict(self._forward), 'inverse': dict(self._inverse),
                 'reused': dict(self._reused), 'bytes': self.nbytes(),
-                'spectra': {k: tuple(e.value.shape) for k, e in self._entries.items()}}
+                'spectra': {k: tuple(e.value.shape) for k, e in self._entries.items()},
+                **(backend.memory_stats() if on_gpu else {})}
 
     def reset_stats(self):
         self._forward = dict.fromkeys(self.KINDS, 0)
