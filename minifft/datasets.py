@@ -20,7 +20,9 @@ from .data import SPLITS
 DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data')
 FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
                    'Sneaker', 'Bag', 'Ankle boot']
-CHUNK_BYTES = 32 * 1024  # random batches read little beyond their images; inside h5py's recommended 10 KiB - 1 MiB
+# chunks of whole images, ~32 KiB (h5py recommends 10 KiB - 1 MiB): a random batch then reads
+# little beyond its own images
+CHUNK_BYTES = 32 * 1024
 
 
 def default_path(name):

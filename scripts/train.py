@@ -199,10 +199,10 @@ def run(args, comm):
                 write_log(out, history)
                 plot_curves(out, history)
             say(f'epoch {epoch + 1}/{args.epochs}  lr {opt.lr:.4g}  train loss '
-                  f'{tr["loss"]:.4f} top1 {tr["top1"]:.4f}  val top1 {va["top1"]:.4f} top5 '
-                  f'{va["top5"]:.4f}  {tr["images_per_s"]:.0f} img/s  {tr["seconds"]:.0f} s' +
-                  ''.join(f'  {k} {v / 2**20:.0f} MiB' for k, v in backend.memory_stats().items()),
-                  flush=True)
+                f'{tr["loss"]:.4f} top1 {tr["top1"]:.4f}  val top1 {va["top1"]:.4f} top5 '
+                f'{va["top5"]:.4f}  {tr["images_per_s"]:.0f} img/s  {tr["seconds"]:.0f} s' +
+                ''.join(f'  {k} {v / 2**20:.0f} MiB'
+                        for k, v in backend.memory_stats().items()), flush=True)
     except trainer.NonFiniteLoss as e:  # every rank raises it at the same step
         say(f'error: {e}; last good checkpoint: '
             f'{ckpt if os.path.exists(ckpt) else "none yet"}', file=sys.stderr)
