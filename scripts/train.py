@@ -150,6 +150,7 @@ def run(args, comm):
         raise ValueError(f'{path}: train/images holds {train_set.image_shape} images, model '
                          f'{args.model} expects {tuple(spec.INPUT_SHAPE)}')
     model = spec.create_model(train_set.n_classes, conv=CONVS[args.conv]).type(device)
+    model.get(0).gradInputNeeded = False  # the data needs no gradient
     criterion = nn.CrossEntropyCriterion()
     opt = optim.SGD(*model.parameters(), lr=args.lr, momentum=args.momentum,
                     weight_decay=args.weight_decay)

@@ -313,3 +313,17 @@ def test_device_choice():
     if not backend.gpu_available():
         with pytest.raises(RuntimeError, match='--device gpu was asked for'):
             backend.resolve_device('gpu')
+
+
+def test_first_layer_can_skip_its_input_gradient(rng):
+    net = small_net().double().evaluate()
+    x = rng.standard_normal((2, 2, 6, 6))
+    go = np.ones((2, 4))
+    net.forward(x)
+    net.zeroGradParameters()
+    net.backward(x, go)
+    grads = [g.copy() for g in net.parameters()[1]]
+    net.get(0).gradInputNeeded = False
+    net.zeroGradParameters()
+    assert net.backward(x, go) is None and net.get(0).gradInput is None
+    assert all(np.array_equal(a, b) for a, b in zip(net.parameters()[1], grads))

@@ -24,6 +24,9 @@ class Module:
         self.output = None
         self.gradInput = None
         self.train = True
+        # False on a network's first layer, whose input gradient nobody reads: backward() then
+        # skips updateGradInput (imagenet-multiGPU.torch made the same saving by hand)
+        self.gradInputNeeded = True
 
     # -- the three operations -------------------------------------------------------------
     def updateOutput(self, input):
@@ -41,7 +44,10 @@ class Module:
 
     def backward(self, input, gradOutput, scale=1):
         check_float_array(self, gradOutput, 'gradOutput', finite=False)
-        self.updateGradInput(input, gradOutput)
+        if self.gradInputNeeded:
+            self.updateGradInput(input, gradOutput)
+        else:
+            self.gradInput = None
         self.accGradParameters(input, gradOutput, scale)
         return self.gradInput
 
