@@ -38,10 +38,14 @@ def suite(name):
         rows += [(f'n{n}', None, 96, 256, n, 7, 1, 0) for n in (16, 24, 48, 64)]
         rows += [(f'S{s}', s, 96, 256, 32, 7, 1, 0) for s in (8, 32)]
         return rows
+    if name == 'layers':  # mid-size layers at S=32 (the convolution issue's speed table)
+        return [('c11', 32, 3, 64, 64, 11, 1, 0), ('c9', 32, 32, 32, 32, 9, 1, 0),
+                ('c7', 32, 96, 128, 32, 7, 1, 0), ('c5', 32, 64, 64, 32, 5, 1, 0),
+                ('c3', 32, 64, 64, 32, 3, 1, 0)]
     if name == 'quick':
         return [('q1', 4, 3, 8, 16, 5, 1, 0), ('q2', 4, 8, 8, 12, 3, 1, 1),
                 ('q3', 4, 4, 8, 16, 7, 2, 0)]
-    raise ValueError(f'unknown suite {name!r}: convnet, paper or quick')
+    raise ValueError(f'unknown suite {name!r}: convnet, paper, layers or quick')
 
 
 def flops(S, f, fo, n, k, N):
@@ -235,7 +239,7 @@ def plot(rows, path):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--suite', default='convnet', choices=('convnet', 'paper', 'quick'))
+    p.add_argument('--suite', default='convnet', choices=('convnet', 'paper', 'layers', 'quick'))
     p.add_argument('--layers', help='comma-separated labels to run, e.g. L1,L3')
     p.add_argument('--batch', type=int, help='S (default 128 on a GPU, 16 on a CPU)')
     p.add_argument('--device', default='cpu', choices=('cpu', 'gpu'))
