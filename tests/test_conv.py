@@ -233,10 +233,11 @@ def test_device_move_drops_cache(rng):
     assert layer.fft_cache.nbytes() == 0
 
 
+@pytest.mark.gpu
 @pytest.mark.parametrize('strategy', ['dft', 'fft'])
-def test_gpu_matches_cpu(strategy, rng, device):
-    if device == 'cpu':
-        pytest.skip('compares a GPU run with the CPU one')
+def test_gpu_matches_cpu(strategy, rng):
+    if not backend.gpu_available():
+        pytest.skip(backend.gpu_unavailable_reason())
     cpu, x = make(nn.SpatialConvolutionFFT, CASES[1], np.float32, rng=rng)
     gpu = nn.SpatialConvolutionFFT(*_ctor(CASES[1]), strategy=strategy)
     gpu.weight, gpu.bias = cpu.weight.copy(), cpu.bias.copy()
