@@ -156,7 +156,7 @@ class DFTPlan:
         return self._back_along_w(U, 'gradWeight')
 
 
-_BLOCK_BYTES = 2 << 20
+_BLOCK_BYTES = 1 << 20
 
 
 def _complex_of(real_dtype):
