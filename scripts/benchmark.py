@@ -260,13 +260,17 @@ def main(argv=None):
                    help='instead: time the DataLoader alone on this HDF5 dataset')
     p.add_argument('--workers', type=int, default=2, help='loader threads (with --loader)')
     args = p.parse_args(argv)
+    try:
+        device = backend.resolve_device(args.device)
+    except RuntimeError as e:
+        p.error(str(e))
     if args.loader:
         for augment in (False, True):
             rate = loader_throughput(args.loader, args.batch or 64, args.workers, augment)
             print(f'DataLoader {args.loader}: batch {args.batch or 64}, {args.workers} workers, '
                   f'augment {augment}: {rate:.0f} images/s')
         return 0
-    args.device = backend.resolve_device(args.device)
+    args.device = device
     args.ops = [o for o in args.ops.split(',') if o]
     bad = [o for o in args.ops if o not in OPS]
     if bad:
