@@ -234,18 +234,23 @@ def prepare_imagefolder(out, root, size, workers=None):
 
 
 # -- the embedded synthetic default ------------------------------------------------------------
-def synthetic_images(n, rng, size=64, n_orient=8, n_freq=2):
+SYNTHETIC_ORIENTATIONS, SYNTHETIC_FREQUENCIES = 16, (0.55, 1.1)  # radians per pixel
+
+
+def synthetic_images(n, rng, size=64):
     """Images of oriented gratings in a soft-edged patch at a random place, with a random phase,
-    a random colour and a noisy background. The class is (orientation, frequency): nothing a
-    pixel-wise linear classifier can use (position, phase and colour are random), and what a
-    few local filters with pooling pick out at once."""
-    labels = rng.integers(0, n_orient * n_freq, n)
+    contrast and colour, on a noisy background. The class is (orientation, frequency): 16
+    orientations 11.25 degrees apart, 2 frequencies. Nothing a pixel-wise linear classifier can
+    use (position, phase and colour are random), and what local filters with pooling pick out."""
+    n_orient = SYNTHETIC_ORIENTATIONS
+    labels = rng.integers(0, n_orient * len(SYNTHETIC_FREQUENCIES), n)
     theta = (labels % n_orient) * np.pi / n_orient
-    freq = np.array([0.55, 1.1])[labels // n_orient]  # radians per pixel
+    freq = np.array(SYNTHETIC_FREQUENCIES)[labels // n_orient]
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     cy, cx = rng.uniform(16, size - 16, (2, n))
-    radius = rng.uniform(10, 18, n)
+    radius = rng.uniform(10, 17, n)
     phase = rng.uniform(0, 2 * np.pi, n)
+    contrast = rng.uniform(50, 80, n)
     images = np.empty((n, 3, size, size), np.uint8)
     for i in range(n):
         u = (xx - cx[i]) * np.cos(theta[i]) + (yy - cy[i]) * np.sin(theta[i])
@@ -254,20 +259,21 @@ def synthetic_images(n, rng, size=64, n_orient=8, n_freq=2):
         mask = np.clip(1.5 - d2, 0, 1)
         colour = rng.uniform(0.3, 1.0, 3)[:, None, None] * rng.choice([-1, 1])
         background = rng.uniform(80, 170, 3)[:, None, None]
-        img = background + 70 * colour * grating * mask + rng.normal(0, 20, (3, size, size))
+        img = (background + contrast[i] * colour * grating * mask +
+               rng.normal(0, 20, (3, size, size)))
         images[i] = np.clip(img, 0, 255)
     return images, labels
 
 
 def prepare_synthetic(out, seed=0, n_train=12800, n_val=2000, size=64):
-    n_orient, n_freq = 8, 2
-    names = [f'grating_{o * 180 // n_orient}deg_{"fine" if f else "coarse"}'
-             for f in range(n_freq) for o in range(n_orient)]
+    n_orient = SYNTHETIC_ORIENTATIONS
+    names = [f'grating_{o * 180 / n_orient:g}deg_{"fine" if f else "coarse"}'
+             for f in range(len(SYNTHETIC_FREQUENCIES)) for o in range(n_orient)]
     rng = np.random.default_rng(seed)
 
     def blocks(n, desc):
         for s in tqdm(range(0, n, 1000), desc=desc, unit='kimg'):
-            yield synthetic_images(min(1000, n - s), rng, size, n_orient, n_freq)
+            yield synthetic_images(min(1000, n - s), rng, size)
 
     splits = {'train': (n_train, blocks(n_train, 'synthetic train')),
               'val': (n_val, blocks(n_val, 'synthetic val'))}

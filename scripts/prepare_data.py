@@ -21,7 +21,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='command', required=True)
-    p = sub.add_parser('synthetic', help='ImageNet-shaped 3x64x64 gratings, 16 classes')
+    p = sub.add_parser('synthetic', help='ImageNet-shaped 3x64x64 gratings, 32 classes')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--train', type=int, default=12800, help='training images')
     p.add_argument('--val', type=int, default=2000, help='validation images')

@@ -113,7 +113,7 @@ def test_synthetic_is_deterministic_and_well_formed(tmp_path):
     b = datasets.prepare_synthetic(str(tmp_path / 'b.h5'), seed=3, n_train=64, n_val=16)
     da, db = data.HDF5Dataset(a), data.HDF5Dataset(b)
     assert np.array_equal(da.read(np.arange(64))[0], db.read(np.arange(64))[0])
-    assert da.image_shape == (3, 64, 64) and da.n_classes == 16
+    assert da.image_shape == (3, 64, 64) and da.n_classes == 32
     with h5py.File(a) as f:
         assert f['train/images'].chunks[1:] == (3, 64, 64)
         chunk_bytes = np.prod(f['train/images'].chunks)
@@ -246,11 +246,11 @@ def test_real_fashion_mnist(tmp_path):
 
 def test_synthetic_defeats_a_linear_classifier(tmp_path):
     """The embedded default needs spatial filters: softmax regression on raw pixels stays near
-    chance (1/16). (A small convnet reaches far above it: see the main job's log.)"""
+    chance (1/32). (A small convnet reaches far above it: see the main job's log.)"""
     from minifft import nn, optim
     path = datasets.prepare_synthetic(str(tmp_path / 's.h5'), seed=1, n_train=3000, n_val=600)
     train, val = data.HDF5Dataset(path, 'train'), data.HDF5Dataset(path, 'val')
-    model = nn.Sequential(nn.View(-1), nn.Linear(3 * 64 * 64, 16))
+    model = nn.Sequential(nn.View(-1), nn.Linear(3 * 64 * 64, 32))
     crit = nn.CrossEntropyCriterion()
     opt = optim.SGD(*model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-3)
     loader = data.DataLoader(train, 100, seed=0, workers=0)
@@ -266,6 +266,6 @@ def test_synthetic_defeats_a_linear_classifier(tmp_path):
     train_x, train_y = next(iter(data.DataLoader(train, 3000, shuffle=False, workers=0)))
     val_acc = (model.forward(x).argmax(1) == y).mean()
     train_acc = (model.forward(train_x).argmax(1) == train_y).mean()
-    print(f'linear classifier: train {train_acc:.3f}, val {val_acc:.3f} (chance 0.0625)')
+    print(f'linear classifier: train {train_acc:.3f}, val {val_acc:.3f} (chance 0.031)')
     assert train_acc > 0.3  # it does fit its training set...
-    assert val_acc < 0.25   # ...but carries little over (measured 0.16; the convnet: > 0.9)
+    assert val_acc < 0.25   # ...but carries little over (measured 0.06-0.16; the convnet: > 0.9)
