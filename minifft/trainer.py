@@ -1,8 +1,8 @@
 """One training epoch and one evaluation pass, with metrics kept on the device.
 
-Loss sums and correct counts are accumulated as device arrays and read back only every
-``sync_every`` steps (every step on the CPU, where reading costs nothing), so a GPU step never
-waits for the host.
+Loss sums and correct counts are accumulated as device arrays; the trainer reads them back
+only every ``sync_every`` steps (every step on the CPU, where reading costs nothing), so it adds
+no per-step wait for the GPU of its own.
 """
 import math
 import time
