@@ -221,17 +221,25 @@ def print_table(rows, ops, impls):
 
 
 def plot(rows, path):
+    """Speedup against kernel size, one line per (S, f, f', n) that has several kernel sizes
+    (the paper's figure); PyTorch's reference is its autograd step."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    groups = {}
+    for r in rows:
+        groups.setdefault((r['S'], r['f'], r['f_out'], r['n']), []).append(r)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for impl in ('direct', 'torch'):
-        pts = sorted((r['k'], r[impl]['total'] / r['fft']['total']) for r in rows if impl in r)
-        if pts:
-            ax.plot(*zip(*pts), 'o-', label=f'FFT speedup over {impl}')
+    for (S, f, fo, n), group in groups.items():
+        if len({r['k'] for r in group}) < 2:
+            continue
+        for impl, key, style in (('direct', 'total', 'o-'), ('torch', 'step', 's--')):
+            pts = sorted((r['k'], r[impl][key] / r['fft']['total']) for r in group if impl in r)
+            if pts:
+                ax.plot(*zip(*pts), style, label=f'over {impl}, S={S} {f}->{fo} n={n}')
     ax.axhline(1, color='gray', lw=0.5)
-    ax.set_xlabel('kernel size k'), ax.set_ylabel('speedup (total of the operations)')
-    ax.legend()
+    ax.set_xlabel('kernel size k'), ax.set_ylabel('FFT layer speedup (training step)')
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
 
