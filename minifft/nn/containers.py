@@ -89,10 +89,6 @@ class Container(Module):
     def listModules(self):
         return [self] + [x for m in self.modules for x in m.listModules()]
 
-    def dtype(self):
-        params = self.parameters()[0]
-        return params[0].dtype if params else None
-
     def _child_lines(self):
         lines = []
         for i, m in enumerate(self.modules):
@@ -171,27 +167,24 @@ class Concat(Container):
             offset += n
             yield gradOutput[tuple(index)]
 
-    def updateGradInput(self, input, gradOutput):
-        grads = [self._call_child(i, 'updateGradInput', input, g)
-                 for i, g in enumerate(self._slices(gradOutput))]
+    def _sum_into_grad_input(self, grads):
         total = grads[0].copy()
         for g in grads[1:]:
             total += g
         self.gradInput = total
         return total
+
+    def updateGradInput(self, input, gradOutput):
+        return self._sum_into_grad_input([self._call_child(i, 'updateGradInput', input, g)
+                                          for i, g in enumerate(self._slices(gradOutput))])
 
     def accGradParameters(self, input, gradOutput, scale=1):
         for i, g in enumerate(self._slices(gradOutput)):
             self._call_child(i, 'accGradParameters', input, g, scale)
 
     def backward(self, input, gradOutput, scale=1):
-        grads = [self._call_child(i, 'backward', input, g, scale)
-                 for i, g in enumerate(self._slices(gradOutput))]
-        total = grads[0].copy()
-        for g in grads[1:]:
-            total += g
-        self.gradInput = total
-        return total
+        return self._sum_into_grad_input([self._call_child(i, 'backward', input, g, scale)
+                                          for i, g in enumerate(self._slices(gradOutput))])
 
     def extra_repr(self):
         return f'dimension={self.dimension}'

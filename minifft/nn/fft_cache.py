@@ -91,11 +91,6 @@ class FFTCache:
                 'spectra': {k: tuple(e.value.shape) for k, e in self._entries.items()},
                 **(backend.memory_stats() if on_gpu else {})}
 
-    def reset_stats(self):
-        self._forward = dict.fromkeys(self.KINDS, 0)
-        self._reused = dict.fromkeys(self.KINDS, 0)
-        self._inverse = {}
-
     def clear(self):
         self._entries = {}
 
