@@ -34,8 +34,8 @@ from .module import as_image_batch
 
 class SpatialConvolutionFFT(_SpatialConvolutionBase):
     """Same constructor, parameters and results as ``SpatialConvolution``; computed in the
-    Fourier domain. ``strategy`` ('auto', 'dft' or 'fft', see fft_plans.make_plan) picks how
-    maps are transformed; every strategy gives the same results."""
+    Fourier domain. ``strategy`` ('auto', 'dft', 'tiled' or 'fft', see fft_plans.make_plan)
+    picks how maps are transformed; every strategy gives the same results."""
 
     def __init__(self, *args, strategy='auto', **kwargs):
         super().__init__(*args, **kwargs)

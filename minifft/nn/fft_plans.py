@@ -43,6 +43,12 @@ class Axis:
         self.o = (self.Lp - k) // d + 1           # output
         self.Q = N // 2 + 1                       # frequencies kept by a real transform
 
+    def key(self, other, kind, dtype):
+        """What a spectrum made by a plan of ``kind`` over this axis and ``other`` depends on
+        (the cache's validity key)."""
+        return (kind, np.dtype(dtype).str) + tuple((a.N, a.L, a.k, a.d, a.p)
+                                                   for a in (self, other))
+
 
 class DFTPlan:
     kind = 'dft'
@@ -50,8 +56,7 @@ class DFTPlan:
     def __init__(self, xp, dtype, ah, aw):
         self.xp, self.ah, self.aw = xp, ah, aw
         self.NH, self.NW = ah.N, aw.N
-        self.meta = ('dft', np.dtype(dtype).str, ah.N, aw.N, ah.L, aw.L, ah.k, aw.k, ah.d,
-                     aw.d, ah.p, aw.p)
+        self.meta = ah.key(aw, 'dft', dtype)
         real = np.dtype(dtype)
         cplx = np.result_type(real, np.complex64)
 
@@ -213,8 +218,7 @@ class FFTPlan:
         self.xp, self.ah, self.aw = xp, ah, aw
         self.NH, self.NW = ah.N, aw.N
         self.fft = backend.fft_for(xp)
-        self.meta = ('fft', np.dtype(dtype).str, ah.N, aw.N, ah.L, aw.L, ah.k, aw.k, ah.d,
-                     aw.d, ah.p, aw.p)
+        self.meta = ah.key(aw, 'fft', dtype)
 
     def _transform(self, buf):
         """rfft of a ``(NH, NW, a, b)`` buffer over its first two axes, as ``(F, a, b)``."""
@@ -342,6 +346,7 @@ class TiledPlan:
 
 
 STRATEGIES = ('auto', 'dft', 'tiled', 'fft')
+DFT_MAX = 160                       # 'auto' on the CPU: longest axis the DFT plan takes
 TILE_SIZES = (16, 24, 32, 48, 64)   # transform sizes a tile may have
 # Cost model weights, relative to one flop of the complex product GEMMs, fitted on the
 # development machine (2 cores): real transform GEMMs run ~3x faster per flop, and every byte
@@ -399,6 +404,3 @@ def make_plan(strategy, xp, dtype, S, f, g, H, W, kH, kW, dH, dW, pH, pW):
         return DFTPlan(xp, dtype, ah, aw)
     fast = backend.fft_for(xp).next_fast_len
     return FFTPlan(xp, dtype, Axis(H, kH, dH, pH, fast(ah.Lp)), Axis(W, kW, dW, pW, fast(aw.Lp)))
-
-
-DFT_MAX = 160
