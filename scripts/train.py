@@ -91,12 +91,21 @@ def write_log(out, history):
         f.write(buf.getvalue())
 
 
-def plot_curves(out, history):
+def load_pyplot():
+    """matplotlib's pyplot (headless), or None without the plot extra. Loaded before training
+    starts: a Ctrl-C during this import at the end of an epoch would leave matplotlib half
+    initialised and print tracebacks at exit."""
     try:
         import matplotlib
         matplotlib.use('Agg')
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def plot_curves(out, history, plt):
+    if plt is None:
         return
     epochs = [r['epoch'] for r in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
@@ -182,6 +191,7 @@ def run(args, comm):
     say(f'writing to {out}')
     saved_args = dict(vars(args), model=args.model)
     done = start_epoch  # epochs whose results are in the checkpoint
+    plt = load_pyplot() if comm.is_main else None
     try:
         for epoch in range(start_epoch, args.epochs):
             opt.lr = schedule(epoch)
@@ -198,7 +208,7 @@ def run(args, comm):
             done = epoch + 1
             if comm.is_main:
                 write_log(out, history)
-                plot_curves(out, history)
+                plot_curves(out, history, plt)
             say(f'epoch {epoch + 1}/{args.epochs}  lr {opt.lr:.4g}  train loss '
                 f'{tr["loss"]:.4f} top1 {tr["top1"]:.4f}  val top1 {va["top1"]:.4f} top5 '
                 f'{va["top5"]:.4f}  {tr["images_per_s"]:.0f} img/s  {tr["seconds"]:.0f} s' +
