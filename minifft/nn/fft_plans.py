@@ -56,54 +56,47 @@ class DFTPlan:
     def __init__(self, xp, dtype, ah, aw):
         self.xp, self.ah, self.aw = xp, ah, aw
         self.NH, self.NW = ah.N, aw.N
-        self.meta = ah.key(aw, 'dft', dtype)
+        self.meta = ah.key(aw, self.kind, dtype)
         real = np.dtype(dtype)
-        cplx = np.result_type(real, np.complex64)
-
-        def per_axis(a, along_w):
-            """(forward, inverse) matrices for each kind of map along one axis."""
-            idx = np.arange
-            # where each map's samples sit in the transform window; the kernel is flipped and
-            # shifted by the padding, so that the input can sit at 0 without a padded copy
-            place = {'input': idx(a.L), 'kernel': a.p + a.k - 1 - idx(a.k),
-                     'gradOutput': a.o1 - 1 - a.d * idx(a.o)}
-            read = {'output': a.k - 1 + a.d * idx(a.o), 'gradInput': a.Lp - 1 - idx(a.L),
-                    'gradWeight': (a.o1 - 1 - a.p + idx(a.k)) % a.N}
-            make_fwd, make_inv = (_real_forward, _real_inverse) if along_w else (_forward,
-                                                                                 _inverse)
-            dt = real if along_w else cplx
-            return ({k: xp.asarray(make_fwd(v, a.N), dt) for k, v in place.items()},
-                    {k: xp.asarray(make_inv(v, a.N), dt) for k, v in read.items()})
-
-        self.fwd_h, self.inv_h = per_axis(ah, False)
-        self.fwd_w, self.inv_w = per_axis(aw, True)
+        self.cplx = np.result_type(real, np.complex64)
+        place_h, read_h = _positions(ah)
+        place_w, read_w = _positions(aw)
+        self.fwd_h = {k: xp.asarray(_forward(v, ah.N), self.cplx) for k, v in place_h.items()}
+        self.inv_h = {k: xp.asarray(_inverse(v, ah.N), self.cplx) for k, v in read_h.items()}
+        # maps go along W as real GEMMs whose output is interleaved complex; kernels and the
+        # weight gradient's taps (k values a line: a GEMM with k columns runs at a fraction of
+        # the machine's speed) as complex GEMMs with all the lines as columns
+        self.fwd_w = {k: xp.asarray(_real_forward(place_w[k], aw.N), real)
+                      for k in ('input', 'gradOutput')}
+        self.inv_w = {k: xp.asarray(_real_inverse(read_w[k], aw.N), real)
+                      for k in ('output', 'gradInput')}
+        self.kernel_w = xp.asarray(_forward(place_w['kernel'], aw.N)[:aw.Q], self.cplx)
+        self.taps_w = xp.asarray(_half_inverse(read_w['gradWeight'], aw.N), self.cplx)
 
     def _along_w(self, a, kind):
-        """Half transform of real maps ``(B1, B2, Lh, Lw)`` along W, batch last:
-        ``(Lh, Q, B1, B2)``."""
-        xp = self.xp
+        """Half transform of real maps ``(B1, B2, Lh, Lw)`` along W: ``(B1*B2, Lh, Q)``."""
         B1, B2, Lh, Lw = a.shape
-        t = xp.ascontiguousarray(a).reshape(-1, Lw) @ self.fwd_w[kind]
-        t = t.view(_complex_of(t.dtype)).reshape(B1 * B2, Lh * self.aw.Q)
-        return xp.ascontiguousarray(t.T).reshape(Lh, self.aw.Q, B1, B2)
+        t = self.xp.ascontiguousarray(a).reshape(-1, Lw) @ self.fwd_w[kind]
+        return t.view(_complex_of(t.dtype)).reshape(B1 * B2, Lh, self.aw.Q)
 
     def _forward(self, a, kind):
-        """Spectrum ``(F, B1, B2)`` of real maps ``a`` ``(B1, B2, Lh, Lw)``."""
+        """Spectrum ``(F, B1, B2)`` of real maps ``a`` ``(B1, B2, Lh, Lw)``: along W, a
+        transpose that puts the batch last, along H."""
         t = self._along_w(a, kind)
-        return (self.fwd_h[kind] @ t.reshape(t.shape[0], -1)).reshape((-1,) + t.shape[2:])
+        t = self.xp.ascontiguousarray(t.reshape(t.shape[0], -1).T)
+        return (self.fwd_h[kind] @ t.reshape(t.shape[0] // self.aw.Q, -1)).reshape(
+            (-1,) + a.shape[:2])
 
-    def _back_along_w(self, u, kind):
-        """Real maps ``(B1, B2, Rh, Rw)`` from a half inverse ``(Rh, Q, B1, B2)``."""
-        xp = self.xp
-        Rh, Q, B1, B2 = u.shape
-        u = xp.ascontiguousarray(u.reshape(Rh * Q, B1 * B2).T)
-        u = u.view(_real_of(u.dtype)).reshape(B1 * B2 * Rh, 2 * Q)
-        return (u @ self.inv_w[kind]).reshape(B1, B2, Rh, -1)
+    def _back_along_w(self, u, kind, B1, B2):
+        """Real maps ``(B1, B2, Rh, Rw)`` from a contiguous half inverse ``(B1*B2, Rh, Q)``."""
+        u = u.view(_real_of(u.dtype)).reshape(-1, 2 * self.aw.Q)
+        return (u @ self.inv_w[kind]).reshape(B1, B2, -1, self.inv_w[kind].shape[1])
 
     def _inverse(self, z, kind):
         """Real maps ``(B1, B2, Rh, Rw)`` read back from a spectrum ``(F, B1, B2)``."""
         u = self.inv_h[kind] @ z.reshape(self.NH, -1)
-        return self._back_along_w(u.reshape((-1, self.aw.Q) + z.shape[1:]), kind)
+        u = self.xp.ascontiguousarray(u.reshape(-1, z.shape[1] * z.shape[2]).T)
+        return self._back_along_w(u, kind, *z.shape[1:])
 
     def _column_blocks(self, bytes_per_column):
         """Slices of the Q frequency columns, each block's products small enough to stay in
@@ -130,7 +123,11 @@ class DFTPlan:
 
     def kernel_spectrum(self, w):
         """Kept half transformed, ``(kH, Q, f', f)``: see ``_kernel_blocks``."""
-        return self._along_w(w, 'kernel')
+        g, f, kH, kW = w.shape
+        Q = self.aw.Q
+        t = self.xp.matmul(self.kernel_w, self.xp.ascontiguousarray(
+            w.transpose(2, 3, 0, 1), dtype=self.cplx).reshape(kH, kW, g * f))
+        return t.reshape(kH, Q, g, f)
 
     def grad_output_spectrum(self, g):
         return self._forward(g, 'gradOutput')
@@ -154,11 +151,13 @@ class DFTPlan:
         xp = self.xp
         g, f, Q = D.shape[2], X.shape[2], self.aw.Q
         inv = self.inv_h['gradWeight']
-        U = xp.empty((inv.shape[0], Q, g, f), X.dtype)
+        kH = inv.shape[0]
+        U = xp.empty((kH, Q, g, f), X.dtype)
         for cols in self._column_blocks(self.NH * g * f * X.itemsize):
             V = xp.matmul(self._grid(D)[:, cols].transpose(0, 1, 3, 2), self._grid(X)[:, cols])
-            xp.matmul(inv, V.reshape(self.NH, -1), out=U[:, cols].reshape(inv.shape[0], -1))
-        return self._back_along_w(U, 'gradWeight')
+            xp.matmul(inv, V.reshape(self.NH, -1), out=U[:, cols].reshape(kH, -1))
+        r = (self.taps_w @ U.reshape(kH, Q, g * f)).real           # (kH, kW, f'*f)
+        return xp.ascontiguousarray(r.reshape(kH, -1, g, f).transpose(2, 3, 0, 1))
 
 
 _BLOCK_BYTES = 1 << 20
@@ -172,42 +171,56 @@ def _real_of(complex_dtype):
     return np.finfo(complex_dtype).dtype
 
 
-def _angles(positions, N, Q=None):
-    q = np.arange(N if Q is None else Q)
-    return 2 * np.pi * np.outer(q, positions) / N          # (frequencies, positions)
+def _positions(a):
+    """Where each kind of map sits in the transform window along axis ``a`` (forward) and
+    where each result is read back (inverse). The kernel is flipped and shifted by the padding,
+    so that the input can sit at 0 without a padded copy; gradOutput is flipped and spread by
+    the stride."""
+    idx = np.arange
+    place = {'input': idx(a.L), 'kernel': a.p + a.k - 1 - idx(a.k),
+             'gradOutput': a.o1 - 1 - a.d * idx(a.o)}
+    read = {'output': a.k - 1 + a.d * idx(a.o), 'gradInput': a.Lp - 1 - idx(a.L),
+            'gradWeight': (a.o1 - 1 - a.p + idx(a.k)) % a.N}
+    return place, read
 
 
 def _forward(positions, N):
     """Complex DFT of samples at ``positions``: ``(N, len(positions))``."""
-    return np.exp(-1j * _angles(positions, N))
+    return np.exp(-2j * np.pi * np.outer(np.arange(N), positions) / N)
 
 
 def _inverse(positions, N):
     """Inverse DFT read at ``positions``: ``(len(positions), N)``, with the 1/N."""
-    return np.exp(1j * _angles(positions, N)).T / N
+    return np.exp(2j * np.pi * np.outer(positions, np.arange(N)) / N) / N
 
 
-def _real_forward(positions, N):
-    """Real samples at ``positions`` to the N//2+1 half spectrum, as a real matrix whose output
-    columns interleave (re, im): ``(len(positions), 2*Q)``."""
-    ang = _angles(positions, N, N // 2 + 1).T
-    out = np.empty(ang.shape[:1] + (2 * ang.shape[1],))
-    out[:, 0::2], out[:, 1::2] = np.cos(ang), -np.sin(ang)
-    return out
-
-
-def _real_inverse(positions, N):
-    """Half spectrum, interleaved (re, im), to real values at ``positions``: ``(2*Q, len)``.
-    Bins other than 0 and N/2 stand for their conjugate twins too, hence the weight 2."""
+def _half_inverse(positions, N):
+    """Inverse real DFT from the N//2+1 half spectrum, read at ``positions``: the real part of
+    ``(len(positions), Q)`` @ half spectrum. Bins other than 0 and N/2 stand for their
+    conjugate twins too, hence the weight 2."""
     Q = N // 2 + 1
-    ang = _angles(positions, N, Q)
-    weight = np.full((Q, 1), 2.0)
+    weight = np.full(Q, 2.0)
     weight[0] = 1
     if N % 2 == 0:
         weight[-1] = 1
-    out = np.empty((2 * Q, len(positions)))
-    out[0::2], out[1::2] = weight * np.cos(ang) / N, -weight * np.sin(ang) / N
-    return out
+    return _inverse(positions, N)[:, :Q] * weight
+
+
+def _interleave(a):
+    """A complex ``(m, n)`` matrix as a real ``(m, 2n)`` one, columns (re, im) in turn."""
+    return np.stack([a.real, a.imag], axis=-1).reshape(a.shape[0], -1)
+
+
+def _real_forward(positions, N):
+    """Real samples at ``positions`` to the half spectrum, as a real matrix whose output
+    columns interleave (re, im): ``(len(positions), 2*Q)``."""
+    return _interleave(_forward(positions, N)[:N // 2 + 1].T)
+
+
+def _real_inverse(positions, N):
+    """Half spectrum, interleaved (re, im), to real values at ``positions``: ``(2*Q, len)``,
+    since Re(c u) = Re(c) Re(u) - Im(c) Im(u)."""
+    return _interleave(_half_inverse(positions, N).conj()).T
 
 
 class FFTPlan:
