@@ -304,3 +304,37 @@ def test_gpu_tf32_modes(tf32, tol, tmp_path):
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout.split()[-1]) < tol
+
+
+@pytest.mark.parametrize('N', [96, 100, 121, 128, 144])
+@pytest.mark.parametrize('inverse', [False, True])
+def test_four_step_line_dft_equals_dense(N, inverse, rng):
+    """Long lines are transformed in two GEMM stages; every placement the plans use (shifted,
+    flipped, strided, wrapped) must give the dense DFT's result."""
+    from minifft.nn import fft_plans
+    for positions in (np.arange(N - 7), N - 3 - 2 * np.arange(N // 2 - 1), (5 + np.arange(30)) % N,
+                      np.array([4])):
+        line = fft_plans._LineDFT(np, np.complex128, positions, N, inverse)
+        assert line.dense is None
+        dense = (fft_plans._inverse if inverse else fft_plans._forward)(positions, N)
+        a = rng.standard_normal((dense.shape[1], 5)) + 1j * rng.standard_normal((dense.shape[1], 5))
+        want = dense @ a
+        assert np.linalg.norm(line(a) - want) < 1e-12 * np.linalg.norm(want)
+
+
+@pytest.mark.parametrize('case', [(2, 2, 3, 100, 97, 5, 4, 1, 1, 0, 2),
+                                  (1, 3, 2, 120, 99, 7, 3, 3, 2, 2, 1)])
+@pytest.mark.parametrize('chunk_bytes', [None, 1])
+def test_large_maps_against_naive_loop(case, chunk_bytes, rng, monkeypatch):
+    """Maps of 96 points and more take the DFT plan's two-stage line transforms; with tiny
+    chunks every map goes through the transforms on its own."""
+    from minifft.nn import fft_plans
+    if chunk_bytes:
+        monkeypatch.setattr(fft_plans, '_CHUNK_BYTES', chunk_bytes)
+    layer, x = make(fft_with('dft'), case, np.float64, rng=rng)
+    assert layer.plan(x).fwd_h['input'].dense is None  # two stages along H
+    out, go, gi = run_step(layer, x, rng)
+    d, pad = (case[7], case[8]), (case[9], case[10])
+    assert rel_err(out, conv_reference(x, layer.weight, layer.bias, d, pad)) < 1e-10
+    gi_ref, gw_ref, gb_ref = conv_grads_reference(x, layer.weight, go, d, pad)
+    assert rel_err(gi, gi_ref) < 1e-10 and rel_err(layer.gradWeight, gw_ref) < 1e-10
