@@ -108,7 +108,7 @@ class SpatialConvolution(_SpatialConvolutionBase):
         self.columns_cache = FFTCache()
 
     def _columns(self, x, oH, oW):
-        return self.columns_cache.get('columns', x, (oH, oW), lambda a: self._im2col(a, oH, oW))
+        return self.columns_cache.get('columns', x, (oH, oW), lambda a, spare: self._im2col(a, oH, oW))
 
     def _im2col(self, x, oH, oW):
         xp = backend.get_array_module(x)

@@ -67,13 +67,15 @@ class FFTCache:
 
     def get(self, kind, source, meta, transform):
         """The spectrum of ``source`` for geometry ``meta``: reused if still valid, else
-        ``transform(source)`` stored and returned."""
+        ``transform(source, spare)`` stored and returned, where ``spare`` is the stale
+        spectrum, whose memory the transform may write the new one into (allocating it anew
+        each step costs page faults)."""
         entry = self._entries.get(kind)
         if entry is not None and entry.matches(meta, source):
             self._reused[kind] = self._reused.get(kind, 0) + 1
             return entry.value
-        self._entries.pop(kind, None)  # free the stale spectrum before making the new one
-        value = transform(source)
+        stale = self._entries.pop(kind, None)
+        value = transform(source, None if stale is None else stale.value)
         self._entries[kind] = _Entry(meta, source, value)
         self._forward[kind] = self._forward.get(kind, 0) + 1
         return value

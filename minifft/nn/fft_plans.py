@@ -76,6 +76,20 @@ class DFTPlan:
                       for k in ('output', 'gradInput')}
         self.kernel_w = xp.asarray(_forward(place_w['kernel'], aw.N)[:aw.Q], self.cplx)
         self.taps_w = xp.asarray(_half_inverse(read_w['gradWeight'], aw.N), self.cplx)
+        self._work = None
+
+    def _scratch(self, shape):
+        """A complex buffer of ``shape`` from one workspace that the plan keeps across steps
+        and operations (each product's result is consumed by its own inverse before the next
+        operation runs). Fresh arrays of this size (~100 MB on convnet L1) cost more than
+        the GEMMs that fill them: their pages are faulted in and zeroed on every step."""
+        n = int(np.prod(shape))
+        if self._work is None or self._work.size < n:
+            self._work = self.xp.empty(n, self.cplx)
+        return self._work[:n].reshape(shape)
+
+    def scratch_nbytes(self):
+        return 0 if self._work is None else int(self._work.nbytes)
 
     def _map_chunks(self, B, rows):
         """Slices of a batch of B maps, each chunk's half-transformed maps ``rows x Q``
@@ -84,24 +98,29 @@ class DFTPlan:
         step = max(1, _CHUNK_BYTES // (rows * self.aw.Q * self.cplx.itemsize))
         return [slice(i, min(i + step, B)) for i in range(0, B, step)]
 
-    def _forward(self, a, kind):
+    def _forward(self, a, kind, spare):
         """Spectrum ``(F, B1, B2)`` of real maps ``a`` ``(B1, B2, Lh, Lw)``: along W (a real
         GEMM whose output is interleaved complex), a transpose that puts the batch last, along
-        H, chunk of maps by chunk."""
+        H, chunk of maps by chunk. Written into ``spare`` (a stale spectrum) where it fits."""
         xp, Q = self.xp, self.aw.Q
         B1, B2, Lh, Lw = a.shape
         maps = xp.ascontiguousarray(a).reshape(B1 * B2, Lh, Lw)
+        shape = (self.NH * Q, B1 * B2)
+        if (spare is None or spare.size != shape[0] * shape[1] or spare.dtype != self.cplx
+                or backend.get_array_module(spare) is not xp):
+            spare = xp.empty(shape, self.cplx)
+        spec = spare.reshape(shape)
 
-        def spectrum(m):
+        def spectrum(m, out=None):
             t = (m.reshape(-1, Lw) @ self.fwd_w[kind]).view(self.cplx)
-            return self.fwd_h[kind](_transpose(t.reshape(len(m), -1)).reshape(Lh, -1))
+            return self.fwd_h[kind](_transpose(t.reshape(len(m), -1)).reshape(Lh, -1), out)
 
         chunks = self._map_chunks(B1 * B2, Lh)
         if len(chunks) == 1:
-            return spectrum(maps).reshape(-1, B1, B2)
-        spec = xp.empty((self.NH * Q, B1 * B2), self.cplx)
-        for c in chunks:
-            spec[:, c] = spectrum(maps[c]).reshape(self.NH * Q, -1)
+            spectrum(maps, spec.reshape(self.NH, -1))
+        else:
+            for c in chunks:
+                spec[:, c] = spectrum(maps[c]).reshape(self.NH * Q, -1)
         return spec.reshape(-1, B1, B2)
 
     def _inverse(self, z, kind):
@@ -141,10 +160,10 @@ class DFTPlan:
         """A frequency-major ``(F, a, b)`` array as ``(NH, Q, a, b)``."""
         return a.reshape((self.NH, self.aw.Q) + a.shape[1:])
 
-    def input_spectrum(self, x):
-        return self._forward(x, 'input')
+    def input_spectrum(self, x, spare=None):
+        return self._forward(x, 'input', spare)
 
-    def kernel_spectrum(self, w):
+    def kernel_spectrum(self, w, spare=None):
         """Kept half transformed, ``(kH, Q, f', f)``: see ``_kernel_blocks``."""
         g, f, kH, kW = w.shape
         Q = self.aw.Q
@@ -152,18 +171,18 @@ class DFTPlan:
             w.transpose(2, 3, 0, 1), dtype=self.cplx).reshape(kH, kW, g * f))
         return t.reshape(kH, Q, g, f)
 
-    def grad_output_spectrum(self, g):
-        return self._forward(g, 'gradOutput')
+    def grad_output_spectrum(self, g, spare=None):
+        return self._forward(g, 'gradOutput', spare)
 
     def output(self, X, K):
-        Y = self.xp.empty(X.shape[:2] + (K.shape[2],), X.dtype)
+        Y = self._scratch(X.shape[:2] + (K.shape[2],))
         for cols, Kb in self._kernel_blocks(K):
             self.xp.matmul(self._grid(X)[:, cols], Kb.transpose(0, 1, 3, 2),
                            out=self._grid(Y)[:, cols])
         return self._inverse(Y, 'output')
 
     def grad_input(self, D, K):
-        G = self.xp.empty(D.shape[:2] + (K.shape[3],), D.dtype)
+        G = self._scratch(D.shape[:2] + (K.shape[3],))
         for cols, Kb in self._kernel_blocks(K):
             self.xp.matmul(self._grid(D)[:, cols], Kb, out=self._grid(G)[:, cols])
         return self._inverse(G, 'gradInput')
@@ -175,7 +194,7 @@ class DFTPlan:
         g, f, Q = D.shape[2], X.shape[2], self.aw.Q
         inv = self.taps_h
         kH = inv.shape[0]
-        U = xp.empty((kH, Q, g, f), X.dtype)
+        U = self._scratch((kH, Q, g, f))
         for cols in self._column_blocks(self.NH * g * f * X.itemsize):
             V = xp.matmul(self._grid(D)[:, cols].transpose(0, 1, 3, 2), self._grid(X)[:, cols])
             xp.matmul(inv, V.reshape(self.NH, -1), out=U[:, cols].reshape(kH, -1))
@@ -224,9 +243,10 @@ class _LineDFT:
             m = m.T / N if inverse else m
             self.groups.append((_rows(sel), xp.asarray(m, dtype)))
 
-    def __call__(self, a):
+    def __call__(self, a, out=None):
+        """The transform of ``a``; a forward one written into ``out`` when given."""
         if self.dense is not None:
-            return self.dense @ a
+            return self.xp.matmul(self.dense, a, out=out)
         xp, N1, N2, C = self.xp, self.N1, self.N2, a.shape[1]
         if self.inverse:
             b = (self.across @ a.reshape(N2, -1)).reshape(N2, N1, C)
@@ -240,7 +260,9 @@ class _LineDFT:
                 xp.matmul(m, a[rows], out=part)
             else:
                 part[...] = 0
-        return (self.across @ parts.reshape(N2, -1)).reshape(self.N, C)
+        res = self.xp.matmul(self.across, parts.reshape(N2, -1),
+                             out=None if out is None else out.reshape(N2, -1))
+        return res.reshape(self.N, C)
 
 
 def _rows(sel):
@@ -346,18 +368,18 @@ class FFTPlan:
     def _buffer(self, a):
         return self.xp.zeros((self.NH, self.NW) + a.shape[:2], a.dtype)
 
-    def input_spectrum(self, x):
+    def input_spectrum(self, x, spare=None):
         ah, aw = self.ah, self.aw
         buf = self._buffer(x)
         buf[ah.p:ah.p + ah.L, aw.p:aw.p + aw.L] = x.transpose(2, 3, 0, 1)
         return self._transform(buf)
 
-    def kernel_spectrum(self, w):
+    def kernel_spectrum(self, w, spare=None):
         buf = self._buffer(w)
         buf[:self.ah.k, :self.aw.k] = w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)
         return self._transform(buf)
 
-    def grad_output_spectrum(self, g):
+    def grad_output_spectrum(self, g, spare=None):
         ah, aw = self.ah, self.aw
         buf = self._buffer(g)
         # flipped and spread onto the stride-1 grid: g[j] goes to o1 - 1 - j*d
@@ -423,20 +445,20 @@ class TiledPlan:
         y = y.reshape(y.shape[0], c, self.n_h * self.T, self.n_w * self.T)
         return self.xp.ascontiguousarray(y[:, :, :rows, :cols])
 
-    def input_spectrum(self, x):
-        return self.inner.input_spectrum(self._tiles(x))
+    def input_spectrum(self, x, spare=None):
+        return self.inner.input_spectrum(self._tiles(x), spare)
 
-    def kernel_spectrum(self, w):
+    def kernel_spectrum(self, w, spare=None):
         return self.inner.kernel_spectrum(w)
 
-    def grad_output_spectrum(self, g):
+    def grad_output_spectrum(self, g, spare=None):
         xp = self.xp
         S, c = g.shape[:2]
         full = xp.zeros((S, c, self.n_h * self.T, self.n_w * self.T), g.dtype)
         full[:, :, :g.shape[2], :g.shape[3]] = g
         tiles = full.reshape(S, c, self.n_h, self.T, self.n_w, self.T).transpose(0, 2, 4, 1, 3, 5)
-        return self.inner.grad_output_spectrum(xp.ascontiguousarray(tiles).reshape(-1, c, self.T,
-                                                                                  self.T))
+        return self.inner.grad_output_spectrum(
+            xp.ascontiguousarray(tiles).reshape(-1, c, self.T, self.T), spare)
 
     def output(self, X, K):
         return self._untile(self.inner.output(X, K), self.ah.o, self.aw.o)
