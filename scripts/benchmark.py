@@ -177,7 +177,7 @@ def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch):
     N = fft.fft_sizes(xs[0])[0]
     row['fft_size'] = N
     row['fft_plan'] = fft.plan(xs[0]).kind
-    row['fft_cache_bytes'] = fft.fft_cache.nbytes()
+    row['fft_bytes'] = fft.fft_nbytes()
     row['paper_memory_bytes'] = paper_memory(S, f, fo, n + 2 * pad)
     direct_flops, fft_flops = flops(S, f, fo, n + 2 * pad, k, N)
     row['flops_direct'], row['flops_fft'] = direct_flops, fft_flops

@@ -62,6 +62,11 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
         p = self.plan(as_image_batch(self, input, self.nInputPlane))
         return p.NH, p.NW
 
+    def fft_nbytes(self):
+        """Bytes this layer holds for the Fourier domain: the cached spectra and the plans'
+        workspaces."""
+        return self.fft_cache.nbytes() + sum(p.scratch_nbytes() for p in self._plans.values())
+
     # -- spectra, through the cache -------------------------------------------------------
     def _input_spectrum(self, x, plan):
         return self.fft_cache.get('input', x, plan.meta, plan.input_spectrum)

@@ -350,6 +350,9 @@ class FFTPlan:
     """Transforms by FFT of padded buffers, at the next fast length per axis."""
     kind = 'fft'
 
+    def scratch_nbytes(self):
+        return 0
+
     def __init__(self, xp, dtype, ah, aw):
         self.xp, self.ah, self.aw = xp, ah, aw
         self.NH, self.NW = ah.N, aw.N
@@ -444,6 +447,9 @@ class TiledPlan:
         y = y.reshape(-1, self.n_h, self.n_w, c, self.T, self.T).transpose(0, 3, 1, 4, 2, 5)
         y = y.reshape(y.shape[0], c, self.n_h * self.T, self.n_w * self.T)
         return self.xp.ascontiguousarray(y[:, :, :rows, :cols])
+
+    def scratch_nbytes(self):
+        return self.inner.scratch_nbytes()
 
     def input_spectrum(self, x, spare=None):
         return self.inner.input_spectrum(self._tiles(x), spare)
