@@ -195,7 +195,8 @@ def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch):
 
 
 def print_table(rows, ops, impls):
-    head = f'{"layer":6s} {"S":>4s} {"f":>4s} {"fo":>4s} {"n":>4s} {"k":>3s} {"N":>4s}'
+    head = (f'{"layer":6s} {"S":>4s} {"f":>4s} {"fo":>4s} {"n":>4s} {"k":>3s} {"N":>4s} '
+            f'{"plan":>5s}')
     for impl in impls:
         head += ''.join(f' {impl[:3] + ":" + SHORT[op]:>11s}' for op in ops)
         head += f' {impl[:3] + ":sum":>11s}'
@@ -206,7 +207,7 @@ def print_table(rows, ops, impls):
     print(head)
     for r in rows:
         line = (f'{r["label"]:6s} {r["S"]:4d} {r["f"]:4d} {r["f_out"]:4d} {r["n"]:4d} '
-                f'{r["k"]:3d} {r["fft_size"]:4d}')
+                f'{r["k"]:3d} {r["fft_size"]:4d} {r["fft_plan"]:>5s}')
         for impl in impls:
             line += ''.join(f' {r[impl][op] * 1e3:11.1f}' for op in ops)
             line += f' {r[impl]["total"] * 1e3:11.1f}'
@@ -262,6 +263,9 @@ def main(argv=None):
     p.add_argument('--tf32', choices=('on', 'off'), default='off',
                    help="GPU: let PyTorch's cuDNN/cuBLAS use TF32 (CuPy follows the CUPY_TF32 "
                         'environment variable, read when CuPy loads)')
+    p.add_argument('--no-autotune', dest='autotune', action='store_false',
+                   help="with --strategy auto: the rule-based plan instead of timing the "
+                        "candidates once per layer (the plan column says which ran)")
     p.add_argument('--json')
     p.add_argument('--plot')
     p.add_argument('--loader', metavar='DATASET',
@@ -279,6 +283,7 @@ def main(argv=None):
                   f'augment {augment}: {rate:.0f} images/s')
         return 0
     args.device = device
+    nn.fft_plans.set_autotune(args.autotune)
     args.ops = [o for o in args.ops.split(',') if o]
     bad = [o for o in args.ops if o not in OPS]
     if bad:
@@ -304,7 +309,8 @@ def main(argv=None):
             print('PyTorch is not installed: its columns are left out')
     threads = os.cpu_count()
     print(f'device {args.device}; threads: FFT workers {backend.fft_for(np).workers}, BLAS default '
-          f'(all {threads} cores), torch {threads if have_torch else "-"}')
+          f'(all {threads} cores), torch {threads if have_torch else "-"}; FFT plans: '
+          f'{args.strategy}' + (', autotuned' if args.autotune and args.strategy == 'auto' else ''))
     if args.device == 'gpu':
         print(f'TF32: torch {args.tf32}; CuPy CUPY_TF32={os.environ.get("CUPY_TF32", "0")}')
     rows = []
@@ -315,6 +321,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, 'w') as fh:
             json.dump({'device': args.device, 'threads': threads, 'suite': args.suite,
+                       'autotune': args.autotune, 'strategy': args.strategy,
                        'tf32_torch': args.tf32, 'tf32_cupy': os.environ.get('CUPY_TF32', '0'),
                        'ops': args.ops, 'rows': rows}, fh, indent=1)
     if args.plot:

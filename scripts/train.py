@@ -50,6 +50,11 @@ def parse_args(argv):
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
     p.add_argument('--distributed', action='store_true',
                    help='data-parallel over MPI (implied when launched by mpirun)')
+    p.add_argument('--no-autotune', dest='autotune', action='store_false',
+                   help='FFT layers use the rule-based plan instead of timing the candidates '
+                        'once per layer shape: results then never depend on timings (for '
+                        'bit-for-bit reruns and resumes). Always off under MPI, so that every '
+                        'rank runs the same plans')
     args = p.parse_args(argv)
     if args.eval_only and not args.resume:
         p.error('--eval-only needs --resume CHECKPOINT')
@@ -125,6 +130,7 @@ def plot_curves(out, history, plt):
 def main(argv=None):
     args = parse_args(argv)
     comm = distributed.communicator(args.distributed)
+    previous = nn.fft_plans.set_autotune(args.autotune and comm.world == 1)
     try:
         return run(args, comm)
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:
@@ -136,6 +142,8 @@ def main(argv=None):
         if comm.world > 1:  # any failure on one rank ends every rank, never a hang
             comm.abort(f'train.py: {type(e).__name__}: {e}')
         raise
+    finally:
+        nn.fft_plans.set_autotune(previous)
 
 
 def run(args, comm):
@@ -149,7 +157,9 @@ def run(args, comm):
     if device == 'gpu':
         comm.pin_gpu()
     random.manualSeed(args.seed)
-    say(f'model {args.model} ({args.conv} convolutions) on {device}, seed {args.seed}' +
+    tuning = ', FFT plans autotuned' if (nn.fft_plans.autotune_enabled()
+                                          and args.conv == 'fft') else ''
+    say(f'model {args.model} ({args.conv} convolutions{tuning}) on {device}, seed {args.seed}' +
         (f', {comm.world} ranks, global batch {comm.world * args.batch_size}'
          if comm.world > 1 else ''))
 

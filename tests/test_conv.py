@@ -253,7 +253,7 @@ def test_gpu_matches_cpu(strategy, rng):
 def test_tiled_plan_matches_reference(case, T, rng, monkeypatch):
     """Overlap-save tiles of every size, including ones that do not divide the output."""
     from minifft.nn import fft_plans
-    monkeypatch.setattr(fft_plans, 'choose_tile', lambda *args: T)
+    monkeypatch.setattr(fft_plans, 'choose_tile', lambda *args, **kwargs: T)
     layer, x = make(fft_with('tiled'), case, np.float64, rng=rng)
     out, go, gi = run_step(layer, x, rng)
     assert layer.plan(x).kind == 'tiled'
@@ -339,3 +339,30 @@ def test_large_maps_against_naive_loop(case, chunk_bytes, rng, monkeypatch):
     assert rel_err(out, conv_reference(x, layer.weight, layer.bias, d, pad)) < 1e-10
     gi_ref, gw_ref, gb_ref = conv_grads_reference(x, layer.weight, go, d, pad)
     assert rel_err(gi, gi_ref) < 1e-10 and rel_err(layer.gradWeight, gw_ref) < 1e-10
+
+
+def test_autotune_keeps_the_fastest_plan_per_geometry(rng, monkeypatch):
+    """With autotuning on, 'auto' times every candidate once per geometry and process and
+    builds the fastest; the layer's results are those of the direct convolution whatever
+    plan wins."""
+    from minifft.nn import fft_plans
+    monkeypatch.setattr(fft_plans, '_tuned', {})
+    previous = fft_plans.set_autotune(True)
+    try:
+        case = (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1)  # large enough for a 16-point tile
+        layer, x = make(nn.SpatialConvolutionFFT, case, np.float64, rng=rng)
+        direct = nn.SpatialConvolution(*_ctor(case)).double()
+        direct.weight[...], direct.bias[...] = layer.weight, layer.bias
+        out = layer.forward(x)
+        (key, times), = fft_plans.tuned().items()
+        assert key == ('numpy', '<f8', (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1))
+        assert set(times) == {'dft', 'fft', 'tiled'} and all(t > 0 for t in times.values())
+        assert list(times.values()) == sorted(times.values())
+        assert layer.plan(x).kind == next(iter(times))
+        assert rel_err(out, direct.forward(x)) < 1e-10
+        layer.clearState()
+        layer.forward(x)  # a new plan for a known geometry: measured once, not again
+        assert fft_plans.tuned() == {key: times}
+    finally:
+        fft_plans.set_autotune(previous)
+    assert not fft_plans.autotune_enabled()

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from minifft import checkpoint, datasets, model_files
+from minifft import checkpoint, datasets, model_files, nn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, 'scripts', 'train.py')
@@ -80,7 +80,10 @@ def read_log(out):
 
 def test_loss_falls_and_files_appear(setup):
     out = str(setup[2] / 'run')
+    tuned_before = len(nn.fft_plans.tuned())
     assert run(setup, '--out', out) == 0
+    assert len(nn.fft_plans.tuned()) > tuned_before  # autotuned the FFT layers' geometries
+    assert not nn.fft_plans.autotune_enabled()  # and left the library's default as it was
     rows = read_log(out)
     assert [int(r['epoch']) for r in rows] == [1, 2, 3]
     assert list(rows[0]) == train.LOG_COLUMNS
@@ -99,9 +102,11 @@ def _params(path):
 def test_resume_is_exact(setup):
     root = setup[2]
     straight, split = str(root / 'straight'), str(root / 'split')
-    assert run(setup, '--epochs', '2', '--out', straight) == 0
-    assert run(setup, '--epochs', '1', '--out', split) == 0
-    assert run(setup, '--epochs', '2', '--resume', os.path.join(split, 'checkpoint.h5')) == 0
+    # without autotuning: a fresh process could time its plans differently
+    assert run(setup, '--epochs', '2', '--no-autotune', '--out', straight) == 0
+    assert run(setup, '--epochs', '1', '--no-autotune', '--out', split) == 0
+    assert run(setup, '--epochs', '2', '--no-autotune', '--resume',
+               os.path.join(split, 'checkpoint.h5')) == 0
     a = _params(os.path.join(straight, 'checkpoint.h5'))
     b = _params(os.path.join(split, 'checkpoint.h5'))
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)

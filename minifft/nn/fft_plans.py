@@ -27,6 +27,8 @@ Two plans:
 Both follow one pattern per transform: along W, then a transpose to put the batch last, then
 along H, so the data is frequency-major without any separate reordering pass.
 """
+import time
+
 import numpy as np
 
 from .. import backend
@@ -509,13 +511,13 @@ def _dft_cost(S, f, g, n_tiles, N, Q):
     return _TRANSFORM_WEIGHT * transforms + products + _BYTE_WEIGHT * spectra_bytes
 
 
-def choose_tile(S, f, g, ah, aw):
+def choose_tile(S, f, g, ah, aw, force=False):
     """The tile output size T with the lowest modelled cost, or None when not tiling is
-    cheapest (or tiling does not apply: stride > 1)."""
+    cheapest (unless ``force``) or tiling does not apply (stride > 1, or no tile size fits)."""
     if ah.d != 1 or aw.d != 1:
         return None
     n = max(ah.Lp, aw.Lp)
-    best, best_cost = None, _dft_cost(S, f, g, 1, n, n // 2 + 1)
+    best, best_cost = None, float('inf') if force else _dft_cost(S, f, g, 1, n, n // 2 + 1)
     for N in TILE_SIZES:
         T = N - max(ah.k, aw.k) + 1
         if T < max(ah.k, aw.k) or T >= max(ah.o1, aw.o1):
@@ -528,14 +530,20 @@ def choose_tile(S, f, g, ah, aw):
 
 
 def make_plan(strategy, xp, dtype, S, f, g, H, W, kH, kW, dH, dW, pH, pW):
-    """The plan for one layer geometry. 'auto', on the CPU: DFT matrices, on overlapping tiles
-    where the cost model says tiles are cheaper, and FFTs for maps over ``DFT_MAX`` points that
-    cannot be tiled; on the GPU, where cuFFT is fast, the FFT."""
+    """The plan for one layer geometry. 'auto' with autotuning on (``set_autotune``): the
+    fastest plan measured for this geometry (see ``autotune``). 'auto' without it, on the CPU:
+    DFT matrices, on overlapping tiles where the cost model says tiles are cheaper, and FFTs
+    for maps over ``DFT_MAX`` points that cannot be tiled; on the GPU, where cuFFT is fast,
+    the FFT. 'tiled' falls back to 'dft' where no tile fits."""
     if strategy not in STRATEGIES:
         raise ValueError(f'strategy must be one of {STRATEGIES}, got {strategy!r}')
+    geometry = (S, f, g, H, W, kH, kW, dH, dW, pH, pW)
+    if strategy == 'auto' and _autotune['enabled']:
+        strategy = autotune(xp, dtype, geometry)
     ah, aw = Axis(H, kH, dH, pH, H + 2 * pH), Axis(W, kW, dW, pW, W + 2 * pW)
     if strategy in ('auto', 'tiled'):
-        T = choose_tile(S, f, g, ah, aw) if xp is np or strategy == 'tiled' else None
+        T = choose_tile(S, f, g, ah, aw, force=strategy == 'tiled') if (
+            xp is np or strategy == 'tiled') else None
         if T is not None:
             return TiledPlan(xp, dtype, ah, aw, T)
         if strategy == 'auto':
@@ -546,3 +554,64 @@ def make_plan(strategy, xp, dtype, S, f, g, H, W, kH, kW, dH, dW, pH, pW):
         return DFTPlan(xp, dtype, ah, aw)
     fast = backend.fft_for(xp).next_fast_len
     return FFTPlan(xp, dtype, Axis(H, kH, dH, pH, fast(ah.Lp)), Axis(W, kW, dW, pW, fast(aw.Lp)))
+
+
+# -- autotuning: like cuDNN's benchmark mode, measured once per geometry and process ---------
+_autotune = {'enabled': False}
+_tuned = {}    # (array module, dtype, geometry) -> {strategy: seconds}, the fastest first
+
+
+def set_autotune(enabled):
+    """Let ``strategy='auto'`` time the candidate plans on each new layer geometry and keep
+    the fastest. Off by default: without it the plan, and so the last bits of every result,
+    depend only on the geometry, never on timings. Returns the previous setting."""
+    previous, _autotune['enabled'] = _autotune['enabled'], bool(enabled)
+    return previous
+
+
+def autotune_enabled():
+    return _autotune['enabled']
+
+
+def tuned():
+    """What autotuning measured so far: ``{(module, dtype, geometry): {strategy: seconds}}``,
+    each geometry's fastest first; geometry is ``(S, f, f', H, W, kH, kW, dH, dW, padH,
+    padW)``."""
+    return {k: dict(v) for k, v in _tuned.items()}
+
+
+def autotune(xp, dtype, geometry, repeat=2):
+    """The fastest strategy for ``geometry`` among 'dft', 'fft' and (stride 1) 'tiled' at the
+    cost model's best tile, each timed over a whole training step (three spectra, three
+    products) on random maps, best of ``repeat`` after a warm-up; measured once per
+    process."""
+    key = (xp.__name__, np.dtype(dtype).str, tuple(geometry))
+    if key not in _tuned:
+        S, f, g, H, W, kH, kW, dH, dW, pH, pW = geometry
+        rng = np.random.default_rng(0)
+
+        def maps(*shape):
+            return xp.asarray(rng.standard_normal(shape).astype(dtype))
+
+        x, w = maps(S, f, H, W), maps(g, f, kH, kW)
+        go = maps(S, g, (H + 2 * pH - kH) // dH + 1, (W + 2 * pW - kW) // dW + 1)
+        times = {}
+        for name in ('dft', 'fft', 'tiled'):
+            plan = make_plan(name, xp, dtype, *geometry)
+            if plan.kind == name:  # 'tiled' where no tile fits is the DFT plan again
+                times[name] = _time_step(plan, x, w, go, repeat)
+        _tuned[key] = dict(sorted(times.items(), key=lambda kv: kv[1]))
+    return next(iter(_tuned[key]))
+
+
+def _time_step(plan, x, w, go, repeat):
+    best = float('inf')
+    for i in range(repeat + 1):
+        backend.synchronize()
+        start = time.perf_counter()
+        X, K, D = plan.input_spectrum(x), plan.kernel_spectrum(w), plan.grad_output_spectrum(go)
+        plan.output(X, K), plan.grad_input(D, K), plan.grad_weight(D, X)
+        backend.synchronize()
+        if i:  # the first run warms up (plans, workspaces, BLAS threads)
+            best = min(best, time.perf_counter() - start)
+    return best
