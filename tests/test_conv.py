@@ -366,3 +366,19 @@ def test_autotune_keeps_the_fastest_plan_per_geometry(rng, monkeypatch):
     finally:
         fft_plans.set_autotune(previous)
     assert not fft_plans.autotune_enabled()
+
+
+@pytest.mark.parametrize('case', CASES)
+def test_dft_plan_in_blocks_and_chunks_of_one(case, rng, monkeypatch):
+    """Large layers go through the DFT plan in chunks of planes and blocks of frequency
+    columns or of one column's planes; at one plane and one column each, every slicing of
+    the plan is used, and the results are still the naive loop's."""
+    from minifft.nn import fft_plans
+    monkeypatch.setattr(fft_plans, '_BLOCK_BYTES', 1)
+    monkeypatch.setattr(fft_plans, '_CHUNK_BYTES', 1)
+    layer, x = make(fft_with('dft'), case, np.float64, rng=rng)
+    out, go, gi = run_step(layer, x, rng)
+    d, pad = (case[7], case[8]), (case[9], case[10])
+    assert rel_err(out, conv_reference(x, layer.weight, layer.bias, d, pad)) < 1e-10
+    gi_ref, gw_ref, gb_ref = conv_grads_reference(x, layer.weight, go, d, pad)
+    assert rel_err(gi, gi_ref) < 1e-10 and rel_err(layer.gradWeight, gw_ref) < 1e-10

@@ -93,56 +93,54 @@ class DFTPlan:
     def scratch_nbytes(self):
         return 0 if self._work is None else int(self._work.nbytes)
 
-    def _plane_chunks(self, P, B, rows):
-        """Slices of P planes of B maps each, a chunk's half-transformed maps ``rows x Q``
+    def _map_chunks(self, B, rows):
+        """Slices of a batch of B maps, each chunk's half-transformed maps ``rows x Q``
         complex about ``_CHUNK_BYTES``: a chunk goes through both axes while its data is
         still in cache, instead of each step streaming the whole batch through memory."""
-        step = max(1, _CHUNK_BYTES // (B * rows * self.aw.Q * self.cplx.itemsize))
-        return [slice(i, min(i + step, P)) for i in range(0, P, step)]
+        step = max(1, _CHUNK_BYTES // (rows * self.aw.Q * self.cplx.itemsize))
+        return [slice(i, min(i + step, B)) for i in range(0, B, step)]
 
     def _forward(self, a, kind, spare):
-        """Spectrum ``(F, P, B)`` of real maps ``a`` ``(B, P, Lh, Lw)``, batch last: along W
-        (a real GEMM whose output is interleaved complex), a transpose that puts the batch last,
-        along H, chunk of planes by chunk. Written into ``spare`` (a stale spectrum) where it
-        fits."""
+        """Spectrum ``(F, B1, B2)`` of real maps ``a`` ``(B1, B2, Lh, Lw)``: along W (a real
+        GEMM whose output is interleaved complex), a transpose that puts the batch last, along
+        H, chunk of maps by chunk. Written into ``spare`` (a stale spectrum) where it fits."""
         xp, Q = self.xp, self.aw.Q
-        B, P, Lh, Lw = a.shape
-        shape = (self.NH * Q, P * B)
+        B1, B2, Lh, Lw = a.shape
+        maps = xp.ascontiguousarray(a).reshape(B1 * B2, Lh, Lw)
+        shape = (self.NH * Q, B1 * B2)
         if (spare is None or spare.size != shape[0] * shape[1] or spare.dtype != self.cplx
                 or backend.get_array_module(spare) is not xp):
             spare = xp.empty(shape, self.cplx)
         spec = spare.reshape(shape)
 
-        def spectrum(planes, out=None):
-            m = xp.ascontiguousarray(a[:, planes].transpose(1, 0, 2, 3))
+        def spectrum(m, out=None):
             t = (m.reshape(-1, Lw) @ self.fwd_w[kind]).view(self.cplx)
-            t = _transpose(t.reshape(m.shape[0] * B, -1))
-            return self.fwd_h[kind](t.reshape(Lh, -1), out)
+            return self.fwd_h[kind](_transpose(t.reshape(len(m), -1)).reshape(Lh, -1), out)
 
-        chunks = self._plane_chunks(P, B, Lh)
+        chunks = self._map_chunks(B1 * B2, Lh)
         if len(chunks) == 1:
-            spectrum(chunks[0], spec.reshape(self.NH, -1))
+            spectrum(maps, spec.reshape(self.NH, -1))
         else:
             for c in chunks:
-                spec[:, c.start * B:c.stop * B] = spectrum(c).reshape(self.NH * Q, -1)
-        return spec.reshape(-1, P, B)
+                spec[:, c] = spectrum(maps[c]).reshape(self.NH * Q, -1)
+        return spec.reshape(-1, B1, B2)
 
     def _inverse(self, z, kind):
-        """Real maps ``(B, P, Rh, Rw)`` read back from a spectrum ``(F, P, B)``, chunk of
-        planes by chunk."""
+        """Real maps ``(B1, B2, Rh, Rw)`` read back from a spectrum ``(F, B1, B2)``, chunk of
+        maps by chunk."""
         xp, Q = self.xp, self.aw.Q
-        F, P, B = z.shape
+        F, B1, B2 = z.shape
         inv_w = self.inv_w[kind]
-        Rh, Rw = self.inv_h[kind].L, inv_w.shape[1]
-        chunks = self._plane_chunks(P, B, Rh)
-        out = xp.empty((B, P, Rh, Rw), inv_w.dtype)
+        Rh = self.inv_h[kind].L
+        z = z.reshape(F, B1 * B2)
+        chunks = self._map_chunks(B1 * B2, Rh)
+        out = xp.empty((B1 * B2, Rh, inv_w.shape[1]), inv_w.dtype)
         for c in chunks:
-            part = z if len(chunks) == 1 else xp.ascontiguousarray(z[:, c])
+            part = z[:, c] if len(chunks) == 1 else xp.ascontiguousarray(z[:, c])
             u = self.inv_h[kind](part.reshape(self.NH, -1))
             u = _transpose(u.reshape(Rh * Q, -1)).view(inv_w.dtype)
-            r = (u.reshape(-1, 2 * Q) @ inv_w).reshape(-1, B, Rh, Rw)
-            out[:, c] = r.transpose(1, 0, 2, 3)
-        return out
+            xp.matmul(u.reshape(-1, 2 * Q), inv_w, out=out[c].reshape(-1, inv_w.shape[1]))
+        return out.reshape(B1, B2, Rh, -1)
 
     def _column_blocks(self, bytes_per_column):
         """Slices of the Q frequency columns, each block's products small enough to stay in
@@ -151,26 +149,14 @@ class DFTPlan:
         step = max(1, _BLOCK_BYTES // max(bytes_per_column, 1))
         return [slice(i, min(i + step, Q)) for i in range(0, Q, step)]
 
-    def _kernel_blocks(self, Tk, axis):
-        """The kernel spectrum ``(NH, cols, f', f)`` block by block: its H step is done here,
-        next to the product that uses it, so the full ``F x f' x f`` spectrum (the largest
-        array of a layer) is never written to memory. A block is a range of frequency columns
-        or, where one column is larger than ``_BLOCK_BYTES`` (convnet L5: 18 MB), one column
-        and a range of its planes along ``axis`` (2: f', 3: f), the planes the product writes.
-        Yields ``(columns, planes, block)``."""
+    def _kernel_blocks(self, Tk):
+        """The kernel spectrum ``(NH, cols, f', f)``, block of columns by block of columns: its
+        H step is done here, next to the product that uses it, so the full ``F x f' x f``
+        spectrum (the largest array of a layer) is never written to memory."""
         kH, Q, g, f = Tk.shape
-        n = Tk.shape[axis]
-        plane_bytes = self.NH * g * f // n * Tk.itemsize
-        if plane_bytes * n <= _BLOCK_BYTES:
-            blocks = [(cols, slice(None)) for cols in self._column_blocks(plane_bytes * n)]
-        else:
-            step = max(1, _BLOCK_BYTES // plane_bytes)
-            blocks = [(slice(q, q + 1), slice(i, min(i + step, n)))
-                      for q in range(Q) for i in range(0, n, step)]
-        for cols, planes in blocks:
-            part = Tk[:, cols, planes] if axis == 2 else Tk[:, cols, :, planes]
-            block = self.kernel_h @ self.xp.ascontiguousarray(part).reshape(kH, -1)
-            yield cols, planes, block.reshape((self.NH,) + part.shape[1:])
+        for cols in self._column_blocks(self.NH * g * f * Tk.itemsize):
+            part = Tk[:, cols].reshape(kH, -1)
+            yield cols, (self.kernel_h @ part).reshape(self.NH, -1, g, f)
 
     def _grid(self, a):
         """A frequency-major ``(F, a, b)`` array as ``(NH, Q, a, b)``."""
@@ -190,37 +176,35 @@ class DFTPlan:
     def grad_output_spectrum(self, g, spare=None):
         return self._forward(g, 'gradOutput', spare)
 
-    # The products, with the batch last: the planes are the GEMMs' rows and the batch
-    # their columns (S = 16 columns ran 1.6x faster than 16 rows: 96 against 60 GFLOP/s)
     def output(self, X, K):
-        Y = self._scratch((X.shape[0], K.shape[2], X.shape[2]))
-        for cols, planes, Kb in self._kernel_blocks(K, axis=2):
-            self.xp.matmul(Kb, self._grid(X)[:, cols], out=self._grid(Y)[:, cols, planes])
+        Y = self._scratch(X.shape[:2] + (K.shape[2],))
+        for cols, Kb in self._kernel_blocks(K):
+            self.xp.matmul(self._grid(X)[:, cols], Kb.transpose(0, 1, 3, 2),
+                           out=self._grid(Y)[:, cols])
         return self._inverse(Y, 'output')
 
     def grad_input(self, D, K):
-        G = self._scratch((D.shape[0], K.shape[3], D.shape[2]))
-        for cols, planes, Kb in self._kernel_blocks(K, axis=3):
-            self.xp.matmul(Kb.transpose(0, 1, 3, 2), self._grid(D)[:, cols],
-                           out=self._grid(G)[:, cols, planes])
+        G = self._scratch(D.shape[:2] + (K.shape[3],))
+        for cols, Kb in self._kernel_blocks(K):
+            self.xp.matmul(self._grid(D)[:, cols], Kb, out=self._grid(G)[:, cols])
         return self._inverse(G, 'gradInput')
 
     def grad_weight(self, D, X):
         """The weight gradient's spectrum is made and inverse-transformed along H block of
         columns by block: only its kH rows of taps are ever held whole."""
         xp = self.xp
-        g, f, Q = D.shape[1], X.shape[1], self.aw.Q
+        g, f, Q = D.shape[2], X.shape[2], self.aw.Q
         inv = self.taps_h
         kH = inv.shape[0]
         U = self._scratch((kH, Q, g, f))
         for cols in self._column_blocks(self.NH * g * f * X.itemsize):
-            V = xp.matmul(self._grid(D)[:, cols], self._grid(X)[:, cols].transpose(0, 1, 3, 2))
+            V = xp.matmul(self._grid(D)[:, cols].transpose(0, 1, 3, 2), self._grid(X)[:, cols])
             xp.matmul(inv, V.reshape(self.NH, -1), out=U[:, cols].reshape(kH, -1))
         r = (self.taps_w @ U.reshape(kH, Q, g * f)).real           # (kH, kW, f'*f)
         return xp.ascontiguousarray(r.reshape(kH, -1, g, f).transpose(2, 3, 0, 1))
 
 
-_BLOCK_BYTES = 8 << 20  # 4-16 MiB measured alike on L2-L5 (noisy machine); 1 and 64 MiB slower
+_BLOCK_BYTES = 1 << 20
 
 
 def _complex_of(real_dtype):
