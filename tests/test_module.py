@@ -206,6 +206,25 @@ def test_criterion_bad_targets():
         nn.ClassNLLCriterion().forward(x, np.array([0.0, 1.0, 2.0]))
     with pytest.raises(ValueError, match='NaN or Inf'):
         nn.MSECriterion().forward(np.array([np.nan]), np.array([0.0]))
+    with pytest.raises(ValueError, match='3 class weights for 4 classes'):
+        nn.ClassNLLCriterion(weights=[1, 2, 3]).forward(x, np.array([0, 1, 2]))
+
+
+@pytest.mark.gpu
+def test_criterion_bad_targets_on_gpu_poison_without_reading_back():
+    """On the GPU the range check would stop the host every step: a bad target makes the loss
+    and every gradient NaN instead, and good targets give the CPU's answers."""
+    if not backend.gpu_available():
+        pytest.skip(backend.gpu_unavailable_reason())
+    cp = backend.xp_for('gpu')
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    for crit in (nn.ClassNLLCriterion(), nn.CrossEntropyCriterion()):
+        bad = cp.asarray([0, 4, 1])
+        assert np.isnan(float(crit.forward(cp.asarray(x), bad)))
+        assert bool(cp.isnan(crit.backward(cp.asarray(x), bad)).all())
+        good = np.array([0, 3, 1])
+        assert abs(float(crit.forward(cp.asarray(x), cp.asarray(good))) -
+                   float(crit.forward(x, good))) < 1e-6
 
 
 # -- SGD --------------------------------------------------------------------------------------

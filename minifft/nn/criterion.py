@@ -45,11 +45,19 @@ class Criterion:
         if target.shape[0] != batch.shape[0]:
             raise ValueError(f'{self.name()}: {target.shape[0]} targets for a batch of '
                              f'{batch.shape[0]} (input shape {tuple(input.shape)})')
+        n = batch.shape[1]
+        if backend.is_gpu_array(target):
+            # reading the range back would stop the host at every step: out-of-range targets
+            # turn the loss and the gradient into NaN instead (the trainer reports a NaN loss
+            # by step; datasets check their labels when opened)
+            bad = (target < 0) | (target >= n)
+            return batch, xp.where(bad, 0, target), xp.where(bad.any(), xp.nan, 0).astype(
+                batch.dtype)
         lo, hi = int(target.min()), int(target.max())
-        if lo < 0 or hi >= batch.shape[1]:
-            raise ValueError(f'{self.name()}: targets must be in [0, {batch.shape[1]}), got '
+        if lo < 0 or hi >= n:
+            raise ValueError(f'{self.name()}: targets must be in [0, {n}), got '
                              f'values in [{lo}, {hi}]')
-        return batch, target
+        return batch, target, None
 
 
 class ClassNLLCriterion(Criterion):
@@ -61,31 +69,35 @@ class ClassNLLCriterion(Criterion):
         self.weights = None if weights is None else np.asarray(weights, np.float64)
         self.sizeAverage = sizeAverage
 
-    def _sample_weights(self, xp, target, dtype):
+    def _sample_weights(self, xp, x, target):
         if self.weights is None:
-            return xp.ones(target.shape[0], dtype=dtype)
-        if self.weights.shape[0] <= int(target.max()):
-            raise ValueError(f'{self.name()}: {self.weights.shape[0]} class weights but a target '
-                             f'of class {int(target.max())}')
-        return xp.asarray(self.weights, dtype=dtype)[target]
+            return xp.ones(target.shape[0], dtype=x.dtype)
+        if self.weights.shape[0] != x.shape[1]:
+            raise ValueError(f'{self.name()}: {self.weights.shape[0]} class weights for '
+                             f'{x.shape[1]} classes')
+        return xp.asarray(self.weights, dtype=x.dtype)[target]
 
     def updateOutput(self, input, target):
-        x, t = self._check_classes(input, target)
+        x, t, poison = self._check_classes(input, target)
         xp = backend.get_array_module(x)
-        w = self._sample_weights(xp, t, x.dtype)
+        w = self._sample_weights(xp, x, t)
         picked = x[xp.arange(x.shape[0]), t]
         total = -(w * picked).sum()
         self.output = total / w.sum() if self.sizeAverage else total
+        if poison is not None:
+            self.output = self.output + poison
         return self.output
 
     def updateGradInput(self, input, target):
-        x, t = self._check_classes(input, target)
+        x, t, poison = self._check_classes(input, target)
         xp = backend.get_array_module(x)
-        w = self._sample_weights(xp, t, x.dtype)
+        w = self._sample_weights(xp, x, t)
         if self.sizeAverage:
             w = w / w.sum()
         grad = xp.zeros_like(x)
         grad[xp.arange(x.shape[0]), t] = -w
+        if poison is not None:
+            grad += poison
         self.gradInput = grad.reshape(input.shape)
         return self.gradInput
 
