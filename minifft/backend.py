@@ -161,13 +161,14 @@ def convert_arrays(arrays, dtype=None, device=None, memo=None):
     return [convert(a) for a in arrays]
 
 
-def _address(a):
+def address(a):
+    """Where an array's first element lives (device or host address)."""
     return a.data.ptr if is_gpu_array(a) else a.__array_interface__['data'][0]
 
 
 def _same_view(view, base, new_base):
     ratio = new_base.dtype.itemsize / base.dtype.itemsize
-    offset = int((_address(view) - _address(base)) * ratio)
+    offset = int((address(view) - address(base)) * ratio)
     strides = tuple(int(s * ratio) for s in view.strides)
     if is_gpu_array(new_base):
         return cupy.ndarray(view.shape, new_base.dtype, memptr=new_base.data + offset,

@@ -192,6 +192,41 @@ def test_in_place_input_change_is_detected(rng):
     assert _counts(layer)[0]['input'] == 2
 
 
+@pytest.mark.parametrize('conv', [nn.SpatialConvolutionFFT, nn.SpatialConvolution])
+def test_identity_policy_used_on_the_gpu(conv, rng):
+    """The cache policy used for CuPy arrays, run on NumPy: forward always transforms anew
+    (in-place changes of input or weight between steps are seen), backward reuses forward's
+    spectra for the same arrays only."""
+    layer, x = make(conv, CASES[1], np.float64, rng=rng)
+    cache = nn.FFTCache('identity')
+    if conv is nn.SpatialConvolutionFFT:
+        layer.fft_cache = cache
+    else:
+        layer.columns_cache = cache
+    for step in range(3):
+        out, go, gi = run_step(layer, x, rng)
+        d, pad = (CASES[1][7], CASES[1][8]), (CASES[1][9], CASES[1][10])
+        assert rel_err(out, conv_reference(x, layer.weight, layer.bias, d, pad)) < 1e-10
+        gi_ref, gw_ref, _ = conv_grads_reference(x, layer.weight, go, d, pad)
+        assert rel_err(gi, gi_ref) < 1e-10 and rel_err(layer.gradWeight, gw_ref) < 1e-10
+        x *= -0.5  # in place, as a reused input buffer would be
+        layer.weight[0, 0, 0, 0] += 1.0
+    stats = cache.stats()
+    if conv is nn.SpatialConvolutionFFT:
+        assert stats['forward'] == {'input': 3, 'weight': 3, 'gradOutput': 3}
+        assert stats['reused'] == {'input': 3, 'weight': 3, 'gradOutput': 3}
+    else:
+        assert stats['forward']['columns'] == 3 and stats['reused']['columns'] == 3
+    layer.zeroGradParameters()
+    other = x.copy()  # backward with another array than forward's: transformed, not reused
+    other[0] += 1.0
+    layer.accGradParameters(other, go)
+    _, gw_ref, _ = conv_grads_reference(other, layer.weight, go, d, pad)
+    assert rel_err(layer.gradWeight, gw_ref) < 1e-10
+    with pytest.raises(ValueError, match='policy must be one of'):
+        nn.FFTCache('sometimes')
+
+
 def test_acc_grad_parameters_alone(rng):
     layer, x = make(nn.SpatialConvolutionFFT, CASES[3], np.float64, rng=rng)
     out = layer.forward(x)

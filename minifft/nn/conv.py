@@ -107,8 +107,9 @@ class SpatialConvolution(_SpatialConvolutionBase):
         super().__init__(*args, **kwargs)
         self.columns_cache = FFTCache()
 
-    def _columns(self, x, oH, oW):
-        return self.columns_cache.get('columns', x, (oH, oW), lambda a, spare: self._im2col(a, oH, oW))
+    def _columns(self, x, oH, oW, fresh=False):
+        return self.columns_cache.get('columns', x, (oH, oW),
+                                      lambda a, spare: self._im2col(a, oH, oW), fresh)
 
     def _im2col(self, x, oH, oW):
         xp = backend.get_array_module(x)
@@ -127,7 +128,7 @@ class SpatialConvolution(_SpatialConvolutionBase):
 
     def updateOutput(self, input):
         x, oH, oW = self._geometry(input)
-        out = self._weight_matrix() @ self._columns(x, oH, oW)  # (f', S*oH*oW)
+        out = self._weight_matrix() @ self._columns(x, oH, oW, fresh=True)  # (f', S*oH*oW)
         out = out.reshape(self.nOutputPlane, x.shape[0], oH, oW).transpose(1, 0, 2, 3)
         self.output = self._finish_output(backend.get_array_module(x).ascontiguousarray(out),
                                           input)

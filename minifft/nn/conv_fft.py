@@ -70,21 +70,22 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
         return self.fft_cache.nbytes() + sum(p.scratch_nbytes() for p in self._plans.values())
 
     # -- spectra, through the cache -------------------------------------------------------
-    def _input_spectrum(self, x, plan):
-        return self.fft_cache.get('input', x, plan.meta, plan.input_spectrum)
+    # fresh=True where the data may be new (see fft_cache.py's identity policy)
+    def _input_spectrum(self, x, plan, fresh=False):
+        return self.fft_cache.get('input', x, plan.meta, plan.input_spectrum, fresh)
 
-    def _weight_spectrum(self, plan):
-        return self.fft_cache.get('weight', self.weight, plan.meta, plan.kernel_spectrum)
+    def _weight_spectrum(self, plan, fresh=False):
+        return self.fft_cache.get('weight', self.weight, plan.meta, plan.kernel_spectrum, fresh)
 
-    def _grad_output_spectrum(self, g, plan):
-        return self.fft_cache.get('gradOutput', g, plan.meta, plan.grad_output_spectrum)
+    def _grad_output_spectrum(self, g, plan, fresh=False):
+        return self.fft_cache.get('gradOutput', g, plan.meta, plan.grad_output_spectrum, fresh)
 
     # -- the three operations -------------------------------------------------------------
     def updateOutput(self, input):
         x, oH, oW = self._geometry(input)
         plan = self.plan(x)
-        X = self._input_spectrum(x, plan)
-        K = self._weight_spectrum(plan)
+        X = self._input_spectrum(x, plan, fresh=True)
+        K = self._weight_spectrum(plan, fresh=True)
         out = plan.output(X, K)
         self.fft_cache.count_inverse('output')
         self.output = self._finish_output(out, input)
@@ -93,7 +94,7 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
     def updateGradInput(self, input, gradOutput):
         x, g = self._grad_batch(input, gradOutput)
         plan = self.plan(x)
-        D = self._grad_output_spectrum(g, plan)
+        D = self._grad_output_spectrum(g, plan, fresh=True)
         K = self._weight_spectrum(plan)
         gi = plan.grad_input(D, K)
         self.fft_cache.count_inverse('gradInput')

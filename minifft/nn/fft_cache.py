@@ -1,9 +1,18 @@
 """The per-layer FFT buffer cache of SpatialConvolutionFFT.
 
-Each spectrum is kept with a fingerprint of the array it came from. A spectrum is reused only
-while a fresh fingerprint of the array offered now equals the stored one, so a different input,
-an input changed in place, or a weight changed by ``updateParameters``, the optimizer or the
-user's own assignment all lead to a new transform, never a stale one.
+Two ways to know that a kept spectrum still belongs to the array offered now:
+
+* ``'fingerprint'`` (NumPy arrays): each spectrum is kept with a fingerprint of the array it
+  came from, and reused only while a fresh fingerprint of the array offered now equals it, so
+  a different input, an input changed in place, or a weight changed by ``updateParameters``,
+  the optimizer or the user's own assignment all lead to a new transform, never a stale one.
+* ``'identity'`` (CuPy arrays, where comparing fingerprints would stop the host at every
+  lookup until the GPU catches up): a spectrum is reused only for the very same memory (the
+  entry holds the array, so its memory cannot be handed to another one meanwhile), and the
+  callers ask for a fresh transform where the data may have changed: ``updateOutput``
+  transforms its input and the weight anew every call, ``updateGradInput`` its gradOutput, and
+  only the backward operations of a step reuse them. That is Torch7's contract: backward's
+  input and gradOutput are forward's and updateGradInput's, unchanged.
 
 The fingerprint is a random projection of the array's contents: the array is viewed as rows of
 ``_ROW`` values and each row is dotted with a fixed random vector, giving ``size/_ROW`` numbers.
@@ -38,16 +47,20 @@ def fingerprint(a):
 
 
 class _Entry:
-    __slots__ = ('meta', 'shape', 'dtype', 'print', 'value')
+    __slots__ = ('meta', 'shape', 'dtype', 'print', 'source', 'value')
 
-    def __init__(self, meta, source, value):
+    def __init__(self, meta, source, value, by_identity):
         self.meta, self.shape, self.dtype = meta, tuple(source.shape), source.dtype
-        self.print = fingerprint(source)
+        self.source = source if by_identity else None
+        self.print = None if by_identity else fingerprint(source)
         self.value = value
 
     def matches(self, meta, source):
         if meta != self.meta or tuple(source.shape) != self.shape or source.dtype != self.dtype:
             return False
+        if self.source is not None:
+            return (type(source) is type(self.source) and source.strides == self.source.strides
+                    and backend.address(source) == backend.address(self.source))
         if backend.device_of(source) != backend.device_of(self.print):
             return False
         xp = backend.get_array_module(source)
@@ -58,25 +71,37 @@ class FFTCache:
     """Arrays derived from a layer's operands (the spectra, by kind 'input', 'weight',
     'gradOutput'; the direct layer's im2col 'columns'), with counters of what was done."""
     KINDS = ('input', 'weight', 'gradOutput')
+    POLICIES = ('auto', 'fingerprint', 'identity')
 
-    def __init__(self):
+    def __init__(self, policy='auto'):
+        """``policy``: 'fingerprint', 'identity' (see the module's notes), or 'auto': identity
+        for GPU arrays, fingerprints for the others."""
+        if policy not in self.POLICIES:
+            raise ValueError(f'FFTCache: policy must be one of {self.POLICIES}, got {policy!r}')
+        self.policy = policy
         self._entries = {}
         self._forward = dict.fromkeys(self.KINDS, 0)
         self._reused = dict.fromkeys(self.KINDS, 0)
         self._inverse = {}
 
-    def get(self, kind, source, meta, transform):
+    def _by_identity(self, source):
+        return self.policy == 'identity' or (self.policy == 'auto'
+                                             and backend.is_gpu_array(source))
+
+    def get(self, kind, source, meta, transform, fresh=False):
         """The spectrum of ``source`` for geometry ``meta``: reused if still valid, else
         ``transform(source, spare)`` stored and returned, where ``spare`` is the stale
         spectrum, whose memory the transform may write the new one into (allocating it anew
-        each step costs page faults)."""
+        each step costs page faults). ``fresh``: the caller's data may have changed since
+        (a new forward), so under the identity policy it is transformed anew."""
+        by_identity = self._by_identity(source)
         entry = self._entries.get(kind)
-        if entry is not None and entry.matches(meta, source):
+        if entry is not None and not (fresh and by_identity) and entry.matches(meta, source):
             self._reused[kind] = self._reused.get(kind, 0) + 1
             return entry.value
         stale = self._entries.pop(kind, None)
         value = transform(source, None if stale is None else stale.value)
-        self._entries[kind] = _Entry(meta, source, value)
+        self._entries[kind] = _Entry(meta, source, value, by_identity)
         self._forward[kind] = self._forward.get(kind, 0) + 1
         return value
 
