@@ -11,10 +11,10 @@ import scipy.fft
 
 try:  # CuPy imports fine on a machine with no GPU; usability is checked separately.
     import cupy
+    import cupyx as _cupyx
     import cupyx.scipy.fft as _cupy_fft
 except Exception:  # pragma: no cover - depends on the machine
-    cupy = None
-    _cupy_fft = None
+    cupy = _cupyx = _cupy_fft = None
 
 DEVICES = ('auto', 'cpu', 'gpu')
 _gpu_usable = None
@@ -93,6 +93,55 @@ def to_device(a, device, dtype=None):
     else:
         out = xp_for('gpu').asarray(a)
     return out if dtype is None else out.astype(dtype, copy=False)
+
+
+class Uploader:
+    """Host batches to the current GPU without making the host wait for the copy.
+
+    Each array is staged in page-locked (pinned) host memory, from which a copy is truly
+    asynchronous, and copied on a stream of its own, so that a batch's transfer runs while the
+    GPU still computes on the previous one; the compute stream waits for the copy on the
+    device, never the host. The copy of a batch also waits (on the device) for the compute
+    work queued before the previous batch was handed out: the memory pool may give it the
+    blocks of a batch freed since, and those must no longer be read. A pinned buffer is
+    refilled only once its last copy has finished (it has, unless the host runs far ahead)."""
+
+    def __init__(self, ring=2):
+        self.stream = cupy.cuda.Stream(non_blocking=True)
+        self.ring, self.staging, self.turn = ring, {}, 0
+        self.handed_out = None
+
+    def _staged(self, a):
+        key = (a.shape, a.dtype.str)
+        if key not in self.staging:
+            self.staging[key] = [[None, None] for _ in range(self.ring)]
+        slot = self.staging[key][self.turn % self.ring]
+        if slot[0] is None:
+            slot[0] = _cupyx.empty_pinned(a.shape, a.dtype)
+        elif slot[1] is not None:
+            slot[1].synchronize()
+        slot[0][...] = a
+        return slot
+
+    def __call__(self, arrays):
+        compute = cupy.cuda.get_current_stream()
+        if self.handed_out is not None:
+            self.stream.wait_event(self.handed_out)
+        out, slots = [], []
+        with self.stream:
+            for a in arrays:
+                slot = self._staged(np.ascontiguousarray(a))
+                d = cupy.empty(a.shape, a.dtype)
+                d.set(slot[0], stream=self.stream)
+                out.append(d)
+                slots.append(slot)
+            copied = self.stream.record()
+        for slot in slots:
+            slot[1] = copied
+        self.turn += 1
+        compute.wait_event(copied)
+        self.handed_out = compute.record()
+        return tuple(out)
 
 
 def use_gpu(index):

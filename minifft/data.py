@@ -177,11 +177,6 @@ class DataLoader:
             out[i] = crop[:, :, ::-1] if flip[i] else crop
         return out
 
-    def _to_device(self, batch):
-        x, y = batch
-        if self.device == 'cpu':
-            return x, y
-        return backend.to_device(x, self.device), backend.to_device(y, self.device)
 
     def __iter__(self):
         epoch = self.epoch
@@ -190,9 +185,11 @@ class DataLoader:
         jobs = [(n, order[s:s + self.batch_size]) for n, s in enumerate(starts)]
         if self.drop_last and jobs and len(jobs[-1][1]) < self.batch_size:
             jobs.pop()
+        # on a GPU: pinned staging and copies on a stream of their own (backend.Uploader)
+        to_device = (lambda b: b) if self.device == 'cpu' else backend.Uploader()
         if self.workers == 0:
             for n, idx in jobs:
-                yield self._to_device(self._batch(epoch, n, idx))
+                yield to_device(self._batch(epoch, n, idx))
             return
         with ThreadPoolExecutor(self.workers, thread_name_prefix='minifft-loader') as pool:
             pending = collections.deque()
@@ -201,9 +198,9 @@ class DataLoader:
                 for n, idx in jobs:
                     pending.append(pool.submit(self._batch, epoch, n, idx))
                     if len(pending) > 2 * self.workers:
-                        yield self._to_device(pending.popleft().result())
+                        yield to_device(pending.popleft().result())
                 while pending:
-                    yield self._to_device(pending.popleft().result())
+                    yield to_device(pending.popleft().result())
             finally:  # an early break: drop the batches not yet started
                 for f in pending:
                     f.cancel()

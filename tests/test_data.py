@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from minifft import data, datasets
+from minifft import backend, data, datasets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREPARE = [sys.executable, os.path.join(ROOT, 'scripts', 'prepare_data.py')]
@@ -152,6 +152,22 @@ def test_loader_is_reproducible_and_independent_of_workers(tmp_path):
     a, b, c = run(0, 1), run(3, 1), run(2, 2)
     assert all(np.array_equal(p[0], q[0]) and np.array_equal(p[1], q[1]) for p, q in zip(a, b))
     assert not np.array_equal(a[0][1], c[0][1])  # a new epoch reshuffles
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('workers', [0, 2])
+def test_gpu_loader_uploads_through_pinned_buffers(tmp_path, workers):
+    """On the GPU, batches come through pinned staging buffers on a copy stream of their own:
+    every batch, kept while later ones arrive (the buffers are reused), equals the CPU's."""
+    if not backend.gpu_available():
+        pytest.skip(backend.gpu_unavailable_reason())
+    ds = data.HDF5Dataset(tiny_dataset(tmp_path / 't.h5', n=100))
+    cpu = list(data.DataLoader(ds, 16, seed=3, augment=True, workers=workers))
+    gpu = list(data.DataLoader(ds, 16, seed=3, augment=True, workers=workers, device='gpu'))
+    assert len(gpu) == len(cpu)
+    for (x, y), (gx, gy) in zip(cpu, gpu):
+        assert backend.is_gpu_array(gx) and backend.is_gpu_array(gy)
+        assert np.array_equal(backend.asnumpy(gx), x) and np.array_equal(backend.asnumpy(gy), y)
 
 
 def test_early_break_leaves_no_thread_running(tmp_path):
