@@ -23,7 +23,9 @@ S*f')`` bytes in float32. The paper's formula ``4 n (n+1) (S f + S f' + f f')`` 
 spectra at ``NH = NW = n``: the two agree to within ``(n+2)/(n+1)``, times ``(N/n)^2`` when the
 transform size N is rounded up from the padded input size n. The DFT plan uses N = n and keeps
 K with kH rows instead of NH (its last step is fused into the products), so it holds
-``8 n (n/2+1) (S f + S f') + 8 k (n/2+1) f f'`` bytes: at most the paper's figure.
+``8 n (n/2+1) (S f + S f') + 8 k (n/2+1) f f'`` bytes: at most the paper's figure. Its
+workspace (the largest product's result, ``8 n (n/2+1) S max(f, f')``, kept across steps so
+that a step allocates nothing large) brings the total, ``fft_nbytes()``, within twice it.
 """
 from .. import backend
 from .conv import _SpatialConvolutionBase

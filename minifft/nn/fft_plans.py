@@ -12,20 +12,26 @@ convolutions, so no spectrum is ever conjugated. Each plan places the maps in it
 window and reads the results back at the positions that make every circular convolution equal
 the linear one it stands for; ``N >= H + 2*padH`` is enough for all three (likewise W).
 
-Two plans:
+Three plans:
 
-* ``DFTPlan`` computes each 2-D transform as two dense products with precomputed DFT matrices,
-  one per axis: a real GEMM along W whose output is already interleaved complex, and a complex
-  GEMM along H over the whole batch at once. Zero padding, flips, stride spreading, cropping
-  and the 1/N normalisation are all folded into the matrices, so no padded buffer is ever
-  written and only the rows and columns that are used are computed. Any ``N`` works, so it
-  uses the smallest, ``N = H + 2*padH``. On a CPU GEMMs run an order of magnitude faster
-  than FFT butterflies, which pays up to ``N`` of about 64-96.
+* ``DFTPlan`` computes each 2-D transform as dense products with precomputed DFT matrices, one
+  axis at a time: a real GEMM along W whose output is already interleaved complex, and complex
+  GEMMs along H over the whole batch at once (lines of 96 points and more in two stages,
+  Cooley-Tukey's "four-step", see ``_LineDFT``). Zero padding, flips, stride spreading,
+  cropping and the 1/N normalisation are all folded into the matrices, so no padded buffer is
+  ever written and only the rows and columns that are used are computed. Any ``N`` works, so
+  it uses the smallest, ``N = H + 2*padH``. On a CPU GEMMs run an order of magnitude faster
+  than FFT butterflies. Maps go through both axes in chunks that stay in cache; the products'
+  results live in a workspace kept across steps, and a stale spectrum's memory is reused
+  for its replacement, so a step allocates nothing large.
 * ``FFTPlan`` pads each map into a transform buffer and uses scipy.fft (cupyx.scipy.fft on a
   GPU) at the next fast length: O(N log N) per line, for large maps.
+* ``TiledPlan``: overlap-save tiles, each a sample of an inner DFT plan.
 
-Both follow one pattern per transform: along W, then a transpose to put the batch last, then
-along H, so the data is frequency-major without any separate reordering pass.
+Every transform follows one pattern: along W, then a transpose to put the batch last, then
+along H, so the data is frequency-major without any separate reordering pass. ``make_plan``
+picks a plan by rule, or, with ``set_autotune(True)``, by timing the candidates once per
+geometry (``autotune``).
 """
 import time
 
