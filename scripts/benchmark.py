@@ -8,7 +8,9 @@ where installed, PyTorch's conv2d (the paper's comparison, per operation).
 
 Each repeat is a real training step: a new input and gradOutput (two sets alternate) and a
 weight changed in place, so every spectrum the step needs is computed inside the timed region.
-Times are medians of --repeat runs after warm-up runs; a GPU is synchronised around each one.
+Times are medians of --repeat rounds after warm-up rounds; in each round every implementation
+runs its step in turn, and the speedups are medians of the per-round ratios, so a machine whose
+speed drifts (shared VMs do) slows them alike. A GPU is synchronised around each operation.
 """
 import argparse
 import json
@@ -62,33 +64,27 @@ def paper_memory(S, f, fo, N):
     return 4 * N * (N + 1) * (S * f + S * fo + f * fo)
 
 
-def time_layer(layer, xs, gs, repeat, warmup, ops):
-    """Median seconds per op, timed inside real steps (inputs alternate, weight changes)."""
-    times = {op: [] for op in OPS}
-    state = {'i': 0}
-
-    def step(record):
-        i = state['i'] = state['i'] + 1
-        x, g = xs[i % 2], gs[i % 2]
-        layer.weight *= layer.weight.dtype.type(1 + 1e-7 * (-1) ** i)
-        for op, call in (('updateOutput', lambda: layer.updateOutput(x)),
-                         ('updateGradInput', lambda: layer.updateGradInput(x, g)),
-                         ('accGradParameters', lambda: layer.accGradParameters(x, g, 1))):
-            backend.synchronize()
-            t = time.perf_counter()
-            call()
-            backend.synchronize()
-            if record:
-                times[op].append(time.perf_counter() - t)
-
-    for _ in range(warmup):
-        step(False)
-    for _ in range(repeat):
-        step(True)
-    return {op: float(np.median(times[op])) for op in ops}
+def layer_round(layer, xs, gs):
+    """One timed training step of a minifft layer, seconds per op (inputs alternate between
+    two sets and the weight changes in place, so every transform is paid for)."""
+    layer.bench_step = i = getattr(layer, 'bench_step', 0) + 1
+    x, g = xs[i % 2], gs[i % 2]
+    layer.weight *= layer.weight.dtype.type(1 + 1e-7 * (-1) ** i)
+    times = {}
+    for op, call in (('updateOutput', lambda: layer.updateOutput(x)),
+                     ('updateGradInput', lambda: layer.updateGradInput(x, g)),
+                     ('accGradParameters', lambda: layer.accGradParameters(x, g, 1))):
+        backend.synchronize()
+        t = time.perf_counter()
+        call()
+        backend.synchronize()
+        times[op] = time.perf_counter() - t
+    return times
 
 
-def time_torch(x, w, g, stride, pad, repeat, warmup, ops, device):
+def torch_round(x, w, g, stride, pad, device):
+    """A function timing PyTorch's conv2d once per op, and its autograd step (forward and
+    backward, what a PyTorch user's training step runs)."""
     import torch
     dev = 'cuda' if device == 'gpu' else 'cpu'
     tx = torch.tensor(backend.asnumpy(x), device=dev, requires_grad=True)
@@ -96,37 +92,58 @@ def time_torch(x, w, g, stride, pad, repeat, warmup, ops, device):
     tb = torch.zeros(w.shape[0], device=dev, requires_grad=True)
     tg = torch.tensor(backend.asnumpy(g), device=dev)
     sync = torch.cuda.synchronize if dev == 'cuda' else (lambda: None)
-
-    def timed(fn):
-        for _ in range(warmup):
-            fn()
-        ts = []
-        for _ in range(repeat):
-            sync()
-            t = time.perf_counter()
-            fn()
-            sync()
-            ts.append(time.perf_counter() - t)
-        return float(np.median(ts))
-
     conv = torch.nn.functional.conv2d
     bwd = torch.ops.aten.convolution_backward
     args = ([0], [stride, stride], [pad, pad], [1, 1], False, [0, 0], 1)
-    out = {}
-    with torch.no_grad():
-        if 'updateOutput' in ops:
-            out['updateOutput'] = timed(lambda: conv(tx, tw, tb, stride, pad))
-        if 'updateGradInput' in ops:
-            out['updateGradInput'] = timed(lambda: bwd(tg, tx, tw, *args, [True, False, False]))
-        if 'accGradParameters' in ops:
-            out['accGradParameters'] = timed(lambda: bwd(tg, tx, tw, *args, [False, True, True]))
 
     def autograd_step():
         tx.grad = tw.grad = tb.grad = None
         conv(tx, tw, tb, stride, pad).backward(tg)
 
-    out['step'] = timed(autograd_step)  # what a PyTorch user's training step runs
-    return out
+    def timed(fn):
+        sync()
+        t = time.perf_counter()
+        fn()
+        sync()
+        return time.perf_counter() - t
+
+    def run():
+        with torch.no_grad():
+            times = {'updateOutput': timed(lambda: conv(tx, tw, tb, stride, pad)),
+                     'updateGradInput': timed(lambda: bwd(tg, tx, tw, *args,
+                                                          [True, False, False])),
+                     'accGradParameters': timed(lambda: bwd(tg, tx, tw, *args,
+                                                            [False, True, True]))}
+        times['step'] = timed(autograd_step)
+        return times
+    return run
+
+
+def measure(rounds, repeat, warmup, ops):
+    """Runs every implementation's round in turn, ``warmup`` then ``repeat`` times, so that a
+    machine whose speed drifts (a shared VM's does, by 2x over minutes) slows all alike.
+    Per implementation: the median of each op and of their sum ('total'); per pair, the
+    median of the per-round ratios ('vs')."""
+    for _ in range(warmup):
+        for run in rounds.values():
+            run()
+    samples = {name: [] for name in rounds}
+    for _ in range(repeat):
+        for name, run in rounds.items():
+            t = run()
+            t['total'] = sum(t[op] for op in ops)
+            samples[name].append(t)
+    result = {name: {k: float(np.median([t[k] for t in ts])) for k in ts[0]}
+              for name, ts in samples.items()}
+    fft = samples['fft']
+    for name, ts in samples.items():
+        if name != 'fft':
+            result[name]['vs'] = float(np.median([t['total'] / u['total']
+                                                  for t, u in zip(ts, fft)]))
+            if 'step' in ts[0]:
+                result[name]['step_vs'] = float(np.median([t['step'] / u['total']
+                                                           for t, u in zip(ts, fft)]))
+    return result
 
 
 def loader_throughput(path, batch, workers, augment, batches=200):
@@ -173,7 +190,12 @@ def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch):
     ops = args.ops
     row = {'label': label, 'S': S, 'f': f, 'f_out': fo, 'n': n, 'k': k, 'stride': stride,
            'pad': pad, **errors}
-    row['fft'] = time_layer(fft, xs, gs, args.repeat, args.warmup, ops)
+    rounds = {'fft': lambda: layer_round(fft, xs, gs)}
+    if args.direct:
+        rounds['direct'] = lambda: layer_round(direct, xs, gs)
+    if have_torch:
+        rounds['torch'] = torch_round(xs[0], fft.weight, gs[0], stride, pad, args.device)
+    row.update(measure(rounds, args.repeat, args.warmup, ops))
     N = fft.fft_sizes(xs[0])[0]
     row['fft_size'] = N
     row['fft_plan'] = fft.plan(xs[0]).kind
@@ -181,16 +203,8 @@ def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch):
     row['paper_memory_bytes'] = paper_memory(S, f, fo, n + 2 * pad)
     direct_flops, fft_flops = flops(S, f, fo, n + 2 * pad, k, N)
     row['flops_direct'], row['flops_fft'] = direct_flops, fft_flops
-    if args.direct:
-        row['direct'] = time_layer(direct, xs, gs, args.repeat, args.warmup, ops)
-    if have_torch:
-        row['torch'] = time_torch(xs[0], fft.weight, gs[0], stride, pad, args.repeat,
-                                  args.warmup, ops, args.device)
-    for impl in ('fft', 'direct', 'torch'):
-        if impl in row:
-            total = sum(row[impl][op] for op in ops)
-            row[impl]['total'] = total
-            row[impl]['gflops_direct_equiv'] = direct_flops * len(ops) / total / 1e9
+    for impl in rounds:
+        row[impl]['gflops_direct_equiv'] = direct_flops * len(ops) / row[impl]['total'] / 1e9
     return row
 
 
@@ -211,14 +225,15 @@ def print_table(rows, ops, impls):
         for impl in impls:
             line += ''.join(f' {r[impl][op] * 1e3:11.1f}' for op in ops)
             line += f' {r[impl]["total"] * 1e3:11.1f}'
-        line += ''.join(f' {r[i]["total"] / r["fft"]["total"]:8.2f}x' for i in impls if i != 'fft')
+        line += ''.join(f' {r[i]["vs"]:8.2f}x' for i in impls if i != 'fft')
         if 'torch' in impls:
-            line += f' {r["torch"]["step"] * 1e3:11.1f} {r["torch"]["step"] / r["fft"]["total"]:8.2f}x'
+            line += f' {r["torch"]["step"] * 1e3:11.1f} {r["torch"]["step_vs"]:8.2f}x'
         line += f' {max(v for k, v in r.items() if k.startswith("error")):8.1e}'
         print(line, flush=True)
     print('times in ms per operation (median); fft/X = how many times faster the FFT layer is '
-          'than X over the operations timed; torch:step = conv2d forward + autograd backward; '
-          'err = largest relative L2 difference FFT vs direct')
+          'than X over the operations timed (median of the per-round ratios: the '
+          'implementations take turns, round by round); torch:step = conv2d forward + autograd '
+          'backward; err = largest relative L2 difference FFT vs direct')
 
 
 def plot(rows, path):
@@ -234,8 +249,8 @@ def plot(rows, path):
     for (S, f, fo, n), group in groups.items():
         if len({r['k'] for r in group}) < 2:
             continue
-        for impl, key, style in (('direct', 'total', 'o-'), ('torch', 'step', 's--')):
-            pts = sorted((r['k'], r[impl][key] / r['fft']['total']) for r in group if impl in r)
+        for impl, key, style in (('direct', 'vs', 'o-'), ('torch', 'step_vs', 's--')):
+            pts = sorted((r['k'], r[impl][key]) for r in group if impl in r)
             if pts:
                 ax.plot(*zip(*pts), style, label=f'over {impl}, S={S} {f}->{fo} n={n}')
     ax.axhline(1, color='gray', lw=0.5)
