@@ -417,3 +417,25 @@ def test_dft_plan_in_blocks_and_chunks_of_one(case, rng, monkeypatch):
     assert rel_err(out, conv_reference(x, layer.weight, layer.bias, d, pad)) < 1e-10
     gi_ref, gw_ref, gb_ref = conv_grads_reference(x, layer.weight, go, d, pad)
     assert rel_err(gi, gi_ref) < 1e-10 and rel_err(layer.gradWeight, gw_ref) < 1e-10
+
+
+def test_autotune_skips_plans_that_do_not_fit(monkeypatch):
+    """A candidate that runs out of memory is skipped (as cuDNN's benchmark mode skips
+    algorithms whose workspace does not fit); if none fits, the error says so."""
+    from minifft.nn import fft_plans
+    monkeypatch.setattr(fft_plans, '_tuned', {})
+    real = fft_plans._time_step
+
+    def only_dft_fits(plan, *args):
+        if plan.kind != 'dft':
+            raise MemoryError('Out of memory')
+        return real(plan, *args)
+
+    monkeypatch.setattr(fft_plans, '_time_step', only_dft_fits)
+    geometry = (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1)
+    assert fft_plans.autotune(np, np.float32, geometry) == 'dft'
+    (times,) = fft_plans.tuned().values()
+    assert times['fft'] == times['tiled'] == float('inf') and times['dft'] < float('inf')
+    monkeypatch.setattr(fft_plans, '_time_step', lambda *a: (_ for _ in ()).throw(MemoryError('x')))
+    with pytest.raises(MemoryError, match='no FFT plan fits geometry'):
+        fft_plans.autotune(np, np.float64, geometry)

@@ -601,11 +601,17 @@ def autotune(xp, dtype, geometry, repeat=2):
 
         x, w = maps(S, f, H, W), maps(g, f, kH, kW)
         go = maps(S, g, (H + 2 * pH - kH) // dH + 1, (W + 2 * pW - kW) // dW + 1)
-        times = {}
+        times, failures = {}, []
         for name in ('dft', 'fft', 'tiled'):
-            plan = make_plan(name, xp, dtype, *geometry)
-            if plan.kind == name:  # 'tiled' where no tile fits is the DFT plan again
-                times[name] = _time_step(plan, x, w, go, repeat)
+            try:
+                plan = make_plan(name, xp, dtype, *geometry)
+                if plan.kind == name:  # 'tiled' where no tile fits is the DFT plan again
+                    times[name] = _time_step(plan, x, w, go, repeat)
+            except MemoryError as e:  # too large here (as cuDNN's benchmark mode skips
+                failures.append(f'{name}: {e}')  # algorithms whose workspace does not fit)
+                times[name] = float('inf')
+        if not any(t < float('inf') for t in times.values()):
+            raise MemoryError(f'no FFT plan fits geometry {geometry}: {"; ".join(failures)}')
         _tuned[key] = dict(sorted(times.items(), key=lambda kv: kv[1]))
     return next(iter(_tuned[key]))
 
