@@ -361,18 +361,19 @@ def test_four_step_line_dft_equals_dense(N, inverse, rng):
 @pytest.mark.parametrize('case', [(2, 2, 3, 100, 97, 5, 4, 1, 1, 0, 2),
                                   (1, 3, 2, 120, 99, 7, 3, 3, 2, 2, 1)])
 @pytest.mark.parametrize('chunk_bytes', [None, 1])
-def test_large_maps_against_naive_loop(case, chunk_bytes, rng, monkeypatch):
+def test_large_maps_against_naive_loop(case, chunk_bytes, rng, monkeypatch, device):
     """Maps of 96 points and more take the DFT plan's two-stage line transforms; with tiny
     chunks every map goes through the transforms on its own."""
     from minifft.nn import fft_plans
     if chunk_bytes:
         monkeypatch.setattr(fft_plans, '_CHUNK_BYTES', chunk_bytes)
-    layer, x = make(fft_with('dft'), case, np.float64, rng=rng)
+    layer, x = make(fft_with('dft'), case, np.float64, device, rng=rng)
     assert layer.plan(x).fwd_h['input'].dense is None  # two stages along H
     out, go, gi = run_step(layer, x, rng)
     d, pad = (case[7], case[8]), (case[9], case[10])
-    assert rel_err(out, conv_reference(x, layer.weight, layer.bias, d, pad)) < 1e-10
-    gi_ref, gw_ref, gb_ref = conv_grads_reference(x, layer.weight, go, d, pad)
+    x, go, w, b = (backend.asnumpy(a) for a in (x, go, layer.weight, layer.bias))
+    assert rel_err(out, conv_reference(x, w, b, d, pad)) < 1e-10
+    gi_ref, gw_ref, gb_ref = conv_grads_reference(x, w, go, d, pad)
     assert rel_err(gi, gi_ref) < 1e-10 and rel_err(layer.gradWeight, gw_ref) < 1e-10
 
 
@@ -404,18 +405,19 @@ def test_autotune_keeps_the_fastest_plan_per_geometry(rng, monkeypatch):
 
 
 @pytest.mark.parametrize('case', CASES)
-def test_dft_plan_in_blocks_and_chunks_of_one(case, rng, monkeypatch):
-    """Large layers go through the DFT plan in chunks of planes and blocks of frequency
-    columns or of one column's planes; at one plane and one column each, every slicing of
-    the plan is used, and the results are still the naive loop's."""
+def test_dft_plan_in_blocks_and_chunks_of_one(case, rng, monkeypatch, device):
+    """Large layers go through the DFT plan in chunks of maps and blocks of frequency
+    columns; at one map and one column each, every slicing of the plan is used, and the
+    results are still the naive loop's."""
     from minifft.nn import fft_plans
     monkeypatch.setattr(fft_plans, '_BLOCK_BYTES', 1)
     monkeypatch.setattr(fft_plans, '_CHUNK_BYTES', 1)
-    layer, x = make(fft_with('dft'), case, np.float64, rng=rng)
+    layer, x = make(fft_with('dft'), case, np.float64, device, rng=rng)
     out, go, gi = run_step(layer, x, rng)
     d, pad = (case[7], case[8]), (case[9], case[10])
-    assert rel_err(out, conv_reference(x, layer.weight, layer.bias, d, pad)) < 1e-10
-    gi_ref, gw_ref, gb_ref = conv_grads_reference(x, layer.weight, go, d, pad)
+    x, go, w, b = (backend.asnumpy(a) for a in (x, go, layer.weight, layer.bias))
+    assert rel_err(out, conv_reference(x, w, b, d, pad)) < 1e-10
+    gi_ref, gw_ref, gb_ref = conv_grads_reference(x, w, go, d, pad)
     assert rel_err(gi, gi_ref) < 1e-10 and rel_err(layer.gradWeight, gw_ref) < 1e-10
 
 

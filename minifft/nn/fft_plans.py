@@ -213,14 +213,6 @@ class DFTPlan:
 _BLOCK_BYTES = 1 << 20
 
 
-def _complex_of(real_dtype):
-    return np.result_type(real_dtype, np.complex64)
-
-
-def _real_of(complex_dtype):
-    return np.finfo(complex_dtype).dtype
-
-
 class _LineDFT:
     """The DFT along the first axis of ``(rows, columns)`` arrays, complex to complex: samples
     at ``positions`` of a window of N to the N frequencies (forward), or N frequencies to the
@@ -252,16 +244,16 @@ class _LineDFT:
             self.groups.append((_rows(sel), xp.asarray(m, dtype)))
 
     def __call__(self, a, out=None):
-        """The transform of ``a``; a forward one written into ``out`` when given."""
+        """The transform of ``a`` ``(rows, C)``, written into ``out`` when given."""
         if self.dense is not None:
             return self.xp.matmul(self.dense, a, out=out)
         xp, N1, N2, C = self.xp, self.N1, self.N2, a.shape[1]
         if self.inverse:
             b = (self.across @ a.reshape(N2, -1)).reshape(N2, N1, C)
-            out = xp.empty((self.L, C), a.dtype)
+            res = xp.empty((self.L, C), a.dtype) if out is None else out
             for (rows, m), part in zip(self.groups, b):
-                xp.matmul(m, part, out=out[rows])
-            return out
+                xp.matmul(m, part, out=res[rows])
+            return res
         parts = xp.empty((N2, N1, C), a.dtype)
         for (rows, m), part in zip(self.groups, parts):
             if m.shape[1]:
