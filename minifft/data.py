@@ -177,7 +177,6 @@ class DataLoader:
             out[i] = crop[:, :, ::-1] if flip[i] else crop
         return out
 
-
     def __iter__(self):
         epoch = self.epoch
         order = self.indices(epoch)
