@@ -578,11 +578,12 @@ def tuned():
     return {k: dict(v) for k, v in _tuned.items()}
 
 
-def autotune(xp, dtype, geometry, repeat=2):
+def autotune(xp, dtype, geometry, rounds=3):
     """The fastest strategy for ``geometry`` among 'dft', 'fft' and (stride 1) 'tiled' at the
     cost model's best tile, each timed over a whole training step (three spectra, three
-    products) on random maps, best of ``repeat`` after a warm-up; measured once per
-    process."""
+    products) on random maps; measured once per process. After a warm-up step each, the
+    candidates take turns for ``rounds`` rounds and each keeps its best time, so that a
+    machine whose speed drifts does not favour whichever ran in a fast spell."""
     key = (xp.__name__, np.dtype(dtype).str, tuple(geometry))
     if key not in _tuned:
         S, f, g, H, W, kH, kW, dH, dW, pH, pW = geometry
@@ -593,29 +594,31 @@ def autotune(xp, dtype, geometry, repeat=2):
 
         x, w = maps(S, f, H, W), maps(g, f, kH, kW)
         go = maps(S, g, (H + 2 * pH - kH) // dH + 1, (W + 2 * pW - kW) // dW + 1)
-        times, failures = {}, []
+        plans, times, failures = {}, {}, {}
         for name in ('dft', 'fft', 'tiled'):
-            try:
-                plan = make_plan(name, xp, dtype, *geometry)
-                if plan.kind == name:  # 'tiled' where no tile fits is the DFT plan again
-                    times[name] = _time_step(plan, x, w, go, repeat)
-            except MemoryError as e:  # too large here (as cuDNN's benchmark mode skips
-                failures.append(f'{name}: {e}')  # algorithms whose workspace does not fit)
-                times[name] = float('inf')
-        if not any(t < float('inf') for t in times.values()):
-            raise MemoryError(f'no FFT plan fits geometry {geometry}: {"; ".join(failures)}')
+            plan = make_plan(name, xp, dtype, *geometry)
+            if plan.kind == name:  # 'tiled' where no tile fits is the DFT plan again
+                plans[name], times[name] = plan, float('inf')
+        for i in range(rounds + 1):
+            for name in [n for n in plans if n not in failures]:
+                try:
+                    t = _time_step(plans[name], x, w, go)
+                except MemoryError as e:  # too large here (as cuDNN's benchmark mode skips
+                    failures[name] = f'{name}: {e}'  # algorithms whose workspace does not fit)
+                    continue
+                if i:  # round 0 warms up (workspaces, BLAS threads, caches)
+                    times[name] = min(times[name], t)
+        if len(failures) == len(plans):
+            raise MemoryError(f'no FFT plan fits geometry {geometry}: '
+                              + '; '.join(failures.values()))
         _tuned[key] = dict(sorted(times.items(), key=lambda kv: kv[1]))
     return next(iter(_tuned[key]))
 
 
-def _time_step(plan, x, w, go, repeat):
-    best = float('inf')
-    for i in range(repeat + 1):
-        backend.synchronize()
-        start = time.perf_counter()
-        X, K, D = plan.input_spectrum(x), plan.kernel_spectrum(w), plan.grad_output_spectrum(go)
-        plan.output(X, K), plan.grad_input(D, K), plan.grad_weight(D, X)
-        backend.synchronize()
-        if i:  # the first run warms up (plans, workspaces, BLAS threads)
-            best = min(best, time.perf_counter() - start)
-    return best
+def _time_step(plan, x, w, go):
+    backend.synchronize()
+    start = time.perf_counter()
+    X, K, D = plan.input_spectrum(x), plan.kernel_spectrum(w), plan.grad_output_spectrum(go)
+    plan.output(X, K), plan.grad_input(D, K), plan.grad_weight(D, X)
+    backend.synchronize()
+    return time.perf_counter() - start
