@@ -52,9 +52,10 @@ def parse_args(argv):
                    help='data-parallel over MPI (implied when launched by mpirun)')
     p.add_argument('--no-autotune', dest='autotune', action='store_false',
                    help='FFT layers use the rule-based plan instead of timing the candidates '
-                        'once per layer shape: results then never depend on timings (for '
-                        'bit-for-bit reruns and resumes). Always off under MPI, so that every '
-                        'rank runs the same plans')
+                        'once per layer shape: results then never depend on timings, so separate '
+                        'runs agree bit for bit (a resume takes the plans its checkpoint '
+                        'recorded either way). Always off under MPI, so that every rank runs '
+                        'the same plans')
     args = p.parse_args(argv)
     if args.eval_only and not args.resume:
         p.error('--eval-only needs --resume CHECKPOINT')
@@ -184,6 +185,8 @@ def run(args, comm):
     if args.resume:
         meta = checkpoint.load(args.resume, model, opt)
         start_epoch, history = meta['epoch'], meta['history']
+        if args.autotune and comm.world == 1:  # the plans of the run it continues
+            nn.fft_plans.adopt(meta['extra'].get('fft_plans', []))
         say(f'resumed {args.resume} after epoch {start_epoch}')
     comm.broadcast_state(model, opt)
     progress = comm.is_main and not args.no_progress
@@ -214,7 +217,8 @@ def run(args, comm):
                    'images_per_s': tr['images_per_s'], 'seconds': tr['seconds']}
             history.append(row)
             if comm.is_main:
-                checkpoint.save(ckpt, model, opt, epoch + 1, saved_args, history)
+                checkpoint.save(ckpt, model, opt, epoch + 1, saved_args, history,
+                                {'fft_plans': nn.fft_plans.choices()})
             done = epoch + 1
             if comm.is_main:
                 write_log(out, history)
@@ -231,7 +235,8 @@ def run(args, comm):
     except KeyboardInterrupt:
         # an unfinished epoch is not counted: resuming repeats it from these weights
         if comm.is_main:
-            checkpoint.save(ckpt, model, opt, done, saved_args, history, {'interrupted': True})
+            checkpoint.save(ckpt, model, opt, done, saved_args, history,
+                            {'interrupted': True, 'fft_plans': nn.fft_plans.choices()})
         say(f'\ninterrupted during epoch {done + 1}: saved {ckpt}; continue with '
             f'--resume {ckpt}', file=sys.stderr)
         return 130

@@ -102,7 +102,7 @@ def _params(path):
 def test_resume_is_exact(setup):
     root = setup[2]
     straight, split = str(root / 'straight'), str(root / 'split')
-    # without autotuning: a fresh process could time its plans differently
+    # with the rule-based plans (resuming an autotuned run: the next test)
     assert run(setup, '--epochs', '2', '--no-autotune', '--out', straight) == 0
     assert run(setup, '--epochs', '1', '--no-autotune', '--out', split) == 0
     assert run(setup, '--epochs', '2', '--no-autotune', '--resume',
@@ -111,6 +111,33 @@ def test_resume_is_exact(setup):
     b = _params(os.path.join(split, 'checkpoint.h5'))
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     assert [r['epoch'] for r in read_log(split)] == ['1', '2']
+
+
+def test_resume_with_autotuning_keeps_the_plans(setup, monkeypatch):
+    """An autotuned run's checkpoint carries its plans: a resumed run in a fresh process
+    (no timings yet) takes them instead of measuring anew, so it continues bit for bit even
+    where new measurements would pick other plans."""
+    from minifft.nn import fft_plans
+    root = setup[2]
+    straight, split = str(root / 'tuned_straight'), str(root / 'tuned_split')
+
+    def favour(winner):
+        monkeypatch.setattr(fft_plans, '_tuned', {})
+        monkeypatch.setattr(fft_plans, '_time_step',
+                            lambda plan, *a: 0.001 if plan.kind == winner else 1.0)
+
+    favour('fft')
+    assert run(setup, '--epochs', '2', '--out', straight) == 0
+    favour('fft')
+    assert run(setup, '--epochs', '1', '--out', split) == 0
+    favour('dft')  # a fresh process would now measure the DFT plan fastest
+    assert run(setup, '--epochs', '2', '--resume', os.path.join(split, 'checkpoint.h5')) == 0
+    assert {row[3] for row in fft_plans.choices()} == {'fft'}
+    a = _params(os.path.join(straight, 'checkpoint.h5'))
+    b = _params(os.path.join(split, 'checkpoint.h5'))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match='not an autotuning choice'):
+        fft_plans.adopt([['numpy', '<f4', [1, 2, 3], 'winograd']])
 
 
 def test_eval_only_reproduces_saved_accuracy(setup, capsys):
@@ -201,4 +228,4 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(setup, tmp_path):
     assert proc.returncode == 130, err
     assert 'interrupted during epoch' in err and 'Traceback' not in err
     meta = checkpoint.read_meta(str(out / 'checkpoint.h5'))
-    assert meta['extra'] == {'interrupted': True} and meta['epoch'] >= 1
+    assert meta['extra']['interrupted'] is True and meta['epoch'] >= 1

@@ -578,6 +578,24 @@ def tuned():
     return {k: dict(v) for k, v in _tuned.items()}
 
 
+def choices():
+    """The strategy autotuning settled on for each geometry, as JSON-friendly rows
+    ``[module, dtype, geometry, strategy]``: train.py keeps them in its checkpoints, so that
+    a resumed run uses the plans of the run it continues (and its results bit for bit)."""
+    return [[k[0], k[1], list(k[2]), next(iter(v))] for k, v in _tuned.items()]
+
+
+def adopt(rows):
+    """Take earlier choices (see ``choices``) for those geometries instead of measuring them;
+    geometries measured already in this process keep their own. Adopted ones show no time
+    in ``tuned()``."""
+    for row in rows:
+        module, dtype, geometry, strategy = row
+        if strategy not in STRATEGIES or strategy == 'auto' or len(geometry) != 11:
+            raise ValueError(f'not an autotuning choice: {row!r}')
+        _tuned.setdefault((module, dtype, tuple(geometry)), {strategy: None})
+
+
 def autotune(xp, dtype, geometry, rounds=3):
     """The fastest strategy for ``geometry`` among 'dft', 'fft' and (stride 1) 'tiled' at the
     cost model's best tile, each timed over a whole training step (three spectra, three
