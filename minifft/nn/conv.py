@@ -78,8 +78,8 @@ class _SpatialConvolutionBase(Module):
         check_grad_output(self, gradOutput)
         return x, g
 
-    def _finish_output(self, out, input):
-        if self.bias is not None:
+    def _finish_output(self, out, input, add_bias=True):
+        if add_bias and self.bias is not None:
             out += self.bias.reshape(1, -1, 1, 1)
         return out[0] if input.ndim == 3 else out
 

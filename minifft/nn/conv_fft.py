@@ -88,9 +88,9 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
         plan = self.plan(x)
         X = self._input_spectrum(x, plan, fresh=True)
         K = self._weight_spectrum(plan, fresh=True)
-        out = plan.output(X, K)
+        out = plan.output(X, K, self.bias)  # the bias added chunk by chunk, in cache
         self.fft_cache.count_inverse('output')
-        self.output = self._finish_output(out, input)
+        self.output = self._finish_output(out, input, add_bias=False)
         return self.output
 
     def updateGradInput(self, input, gradOutput):

@@ -131,9 +131,10 @@ class DFTPlan:
                 spec[:, c] = spectrum(maps[c]).reshape(self.NH * Q, -1)
         return spec.reshape(-1, B1, B2)
 
-    def _inverse(self, z, kind):
+    def _inverse(self, z, kind, bias=None):
         """Real maps ``(B1, B2, Rh, Rw)`` read back from a spectrum ``(F, B1, B2)``, chunk of
-        maps by chunk."""
+        maps by chunk, plus ``bias`` ``(B2,)`` per plane if given (added while a chunk is in
+        cache, rather than in one more pass over the output)."""
         xp, Q = self.xp, self.aw.Q
         F, B1, B2 = z.shape
         inv_w = self.inv_w[kind]
@@ -141,11 +142,14 @@ class DFTPlan:
         z = z.reshape(F, B1 * B2)
         chunks = self._map_chunks(B1 * B2, Rh)
         out = xp.empty((B1 * B2, Rh, inv_w.shape[1]), inv_w.dtype)
+        per_map = None if bias is None else xp.tile(bias, B1).reshape(-1, 1, 1)
         for c in chunks:
             part = z[:, c] if len(chunks) == 1 else xp.ascontiguousarray(z[:, c])
             u = self.inv_h[kind](part.reshape(self.NH, -1))
             u = _transpose(u.reshape(Rh * Q, -1)).view(inv_w.dtype)
             xp.matmul(u.reshape(-1, 2 * Q), inv_w, out=out[c].reshape(-1, inv_w.shape[1]))
+            if per_map is not None:
+                out[c] += per_map[c]
         return out.reshape(B1, B2, Rh, -1)
 
     def _column_blocks(self, bytes_per_column):
@@ -182,12 +186,14 @@ class DFTPlan:
     def grad_output_spectrum(self, g, spare=None):
         return self._forward(g, 'gradOutput', spare)
 
-    def output(self, X, K):
+    def output(self, X, K, bias=None):
+        """The output maps, plus ``bias`` per output plane if given (every plan's
+        ``output`` takes it)."""
         Y = self._scratch(X.shape[:2] + (K.shape[2],))
         for cols, Kb in self._kernel_blocks(K):
             self.xp.matmul(self._grid(X)[:, cols], Kb.transpose(0, 1, 3, 2),
                            out=self._grid(Y)[:, cols])
-        return self._inverse(Y, 'output')
+        return self._inverse(Y, 'output', bias)
 
     def grad_input(self, D, K):
         G = self._scratch(D.shape[:2] + (K.shape[3],))
@@ -393,11 +399,14 @@ class FFTPlan:
     def _read(self, full, rows, cols):
         return self.xp.ascontiguousarray(full[rows, cols].transpose(2, 3, 0, 1))
 
-    def output(self, X, K):
+    def output(self, X, K, bias=None):
         ah, aw = self.ah, self.aw
         full = self._full(self.xp.matmul(X, K.transpose(0, 2, 1)))
-        return self._read(full, slice(ah.k - 1, ah.k - 1 + ah.d * (ah.o - 1) + 1, ah.d),
-                          slice(aw.k - 1, aw.k - 1 + aw.d * (aw.o - 1) + 1, aw.d))
+        out = self._read(full, slice(ah.k - 1, ah.k - 1 + ah.d * (ah.o - 1) + 1, ah.d),
+                         slice(aw.k - 1, aw.k - 1 + aw.d * (aw.o - 1) + 1, aw.d))
+        if bias is not None:
+            out += bias.reshape(1, -1, 1, 1)
+        return out
 
     def grad_input(self, D, K):
         ah, aw = self.ah, self.aw
@@ -466,8 +475,8 @@ class TiledPlan:
         return self.inner.grad_output_spectrum(
             xp.ascontiguousarray(tiles).reshape(-1, c, self.T, self.T), spare)
 
-    def output(self, X, K):
-        return self._untile(self.inner.output(X, K), self.ah.o, self.aw.o)
+    def output(self, X, K, bias=None):
+        return self._untile(self.inner.output(X, K, bias), self.ah.o, self.aw.o)
 
     def grad_input(self, D, K):
         ah, aw = self.ah, self.aw
