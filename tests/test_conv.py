@@ -342,6 +342,17 @@ def test_gpu_tf32_modes(tf32, tol, tmp_path):
     assert float(out.stdout.split()[-1]) < tol
 
 
+def _step_matches_naive_loop(layer, x, case, rng):
+    """One training step of ``layer`` on ``x`` (float64, either device) against the loop."""
+    out, go, gi = run_step(layer, x, rng)
+    d, pad = (case[7], case[8]), (case[9], case[10])
+    x, go, w, b = (backend.asnumpy(a) for a in (x, go, layer.weight, layer.bias))
+    assert rel_err(out, conv_reference(x, w, b, d, pad)) < 1e-10
+    gi_ref, gw_ref, gb_ref = conv_grads_reference(x, w, go, d, pad)
+    assert rel_err(gi, gi_ref) < 1e-10 and rel_err(layer.gradWeight, gw_ref) < 1e-10
+    assert rel_err(layer.gradBias, gb_ref) < 1e-10
+
+
 @pytest.mark.parametrize('N', [96, 100, 121, 128, 144])
 @pytest.mark.parametrize('inverse', [False, True])
 def test_four_step_line_dft_equals_dense(N, inverse, rng):
@@ -369,12 +380,7 @@ def test_large_maps_against_naive_loop(case, chunk_bytes, rng, monkeypatch, devi
         monkeypatch.setattr(fft_plans, '_CHUNK_BYTES', chunk_bytes)
     layer, x = make(fft_with('dft'), case, np.float64, device, rng=rng)
     assert layer.plan(x).fwd_h['input'].dense is None  # two stages along H
-    out, go, gi = run_step(layer, x, rng)
-    d, pad = (case[7], case[8]), (case[9], case[10])
-    x, go, w, b = (backend.asnumpy(a) for a in (x, go, layer.weight, layer.bias))
-    assert rel_err(out, conv_reference(x, w, b, d, pad)) < 1e-10
-    gi_ref, gw_ref, gb_ref = conv_grads_reference(x, w, go, d, pad)
-    assert rel_err(gi, gi_ref) < 1e-10 and rel_err(layer.gradWeight, gw_ref) < 1e-10
+    _step_matches_naive_loop(layer, x, case, rng)
 
 
 def test_autotune_keeps_the_fastest_plan_per_geometry(rng, monkeypatch):
@@ -413,12 +419,7 @@ def test_dft_plan_in_blocks_and_chunks_of_one(case, rng, monkeypatch, device):
     monkeypatch.setattr(fft_plans, '_BLOCK_BYTES', 1)
     monkeypatch.setattr(fft_plans, '_CHUNK_BYTES', 1)
     layer, x = make(fft_with('dft'), case, np.float64, device, rng=rng)
-    out, go, gi = run_step(layer, x, rng)
-    d, pad = (case[7], case[8]), (case[9], case[10])
-    x, go, w, b = (backend.asnumpy(a) for a in (x, go, layer.weight, layer.bias))
-    assert rel_err(out, conv_reference(x, w, b, d, pad)) < 1e-10
-    gi_ref, gw_ref, gb_ref = conv_grads_reference(x, w, go, d, pad)
-    assert rel_err(gi, gi_ref) < 1e-10 and rel_err(layer.gradWeight, gw_ref) < 1e-10
+    _step_matches_naive_loop(layer, x, case, rng)
 
 
 def test_autotune_skips_plans_that_do_not_fit(monkeypatch):
