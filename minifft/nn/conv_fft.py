@@ -18,14 +18,13 @@ Stride ``d > 1`` is computed as the stride-1 convolution, subsampled: the produc
 as at stride 1 (about ``d^2`` times the useful work), while the transforms only compute the
 rows and columns that are kept (DFT plan) or all of them (FFT plan).
 
-Memory: the FFT plan's cache holds X, K and D whole, ``8 * NH * (NW//2 + 1) * (S*f + f*f' +
-S*f')`` bytes in float32. The paper's formula ``4 n (n+1) (S f + S f' + f f')`` counts the same
-spectra at ``NH = NW = n``: the two agree to within ``(n+2)/(n+1)``, times ``(N/n)^2`` when the
-transform size N is rounded up from the padded input size n. The DFT plan uses N = n and keeps
-K with kH rows instead of NH (its last step is fused into the products), so it holds
-``8 n (n/2+1) (S f + S f') + 8 k (n/2+1) f f'`` bytes: at most the paper's figure. Its
-workspace (the largest product's result, ``8 n (n/2+1) S max(f, f')``, kept across steps so
-that a step allocates nothing large) brings the total, ``fft_nbytes()``, within twice it.
+Memory: the cache holds X, K and D whole, ``8 * NH * (NW//2 + 1) * (S*f + f*f' + S*f')``
+bytes in float32. The paper's formula ``4 n (n+1) (S f + S f' + f f')`` counts the same spectra
+at ``NH = NW = n``: the two agree to within ``(n+2)/(n+1)``, times ``(N/n)^2`` when the FFT
+plan rounds the transform size N up from the padded input size n (the DFT plan uses N = n).
+The DFT plan's workspace (the largest product's result, ``8 n (n/2+1) S max(f, f')``, kept
+across steps so that a step allocates nothing large) brings the total, ``fft_nbytes()``, within
+twice the paper's figure.
 """
 from .. import backend
 from .conv import _SpatialConvolutionBase
