@@ -298,7 +298,7 @@ def main(argv=None):
                   f'augment {augment}: {rate:.0f} images/s')
         return 0
     args.device = device
-    nn.fft_plans.set_autotune(args.autotune)
+    nn.autotune.enable(args.autotune)
     args.ops = [o for o in args.ops.split(',') if o]
     bad = [o for o in args.ops if o not in OPS]
     if bad:

@@ -131,7 +131,7 @@ def plot_curves(out, history, plt):
 def main(argv=None):
     args = parse_args(argv)
     comm = distributed.communicator(args.distributed)
-    previous = nn.fft_plans.set_autotune(args.autotune and comm.world == 1)
+    previous = nn.autotune.enable(args.autotune and comm.world == 1)
     try:
         return run(args, comm)
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:
@@ -144,7 +144,7 @@ def main(argv=None):
             comm.abort(f'train.py: {type(e).__name__}: {e}')
         raise
     finally:
-        nn.fft_plans.set_autotune(previous)
+        nn.autotune.enable(previous)
 
 
 def run(args, comm):
@@ -158,7 +158,7 @@ def run(args, comm):
     if device == 'gpu':
         comm.pin_gpu()
     random.manualSeed(args.seed)
-    tuning = ', FFT plans autotuned' if (nn.fft_plans.autotune_enabled()
+    tuning = ', FFT plans autotuned' if (nn.autotune.enabled()
                                           and args.conv == 'fft') else ''
     say(f'model {args.model} ({args.conv} convolutions{tuning}) on {device}, seed {args.seed}' +
         (f', {comm.world} ranks, global batch {comm.world * args.batch_size}'
@@ -186,7 +186,7 @@ def run(args, comm):
         meta = checkpoint.load(args.resume, model, opt)
         start_epoch, history = meta['epoch'], meta['history']
         if args.autotune and comm.world == 1:  # the plans of the run it continues
-            nn.fft_plans.adopt(meta['extra'].get('fft_plans', []))
+            nn.autotune.adopt(meta['extra'].get('fft_plans', []))
         say(f'resumed {args.resume} after epoch {start_epoch}')
     comm.broadcast_state(model, opt)
     progress = comm.is_main and not args.no_progress
@@ -218,7 +218,7 @@ def run(args, comm):
             history.append(row)
             if comm.is_main:
                 checkpoint.save(ckpt, model, opt, epoch + 1, saved_args, history,
-                                {'fft_plans': nn.fft_plans.choices()})
+                                {'fft_plans': nn.autotune.choices()})
             done = epoch + 1
             if comm.is_main:
                 write_log(out, history)
@@ -236,7 +236,7 @@ def run(args, comm):
         # an unfinished epoch is not counted: resuming repeats it from these weights
         if comm.is_main:
             checkpoint.save(ckpt, model, opt, done, saved_args, history,
-                            {'interrupted': True, 'fft_plans': nn.fft_plans.choices()})
+                            {'interrupted': True, 'fft_plans': nn.autotune.choices()})
         say(f'\ninterrupted during epoch {done + 1}: saved {ckpt}; continue with '
             f'--resume {ckpt}', file=sys.stderr)
         return 130

@@ -354,12 +354,12 @@ def _step_matches_naive_loop(layer, x, case, rng):
 def test_four_step_line_dft_equals_dense(N, inverse, rng):
     """Long lines are transformed in two GEMM stages; every placement the plans use (shifted,
     flipped, strided, wrapped) must give the dense DFT's result."""
-    from minifft.nn import fft_plans
+    from minifft.nn import dft
     for positions in (np.arange(N - 7), N - 3 - 2 * np.arange(N // 2 - 1), (5 + np.arange(30)) % N,
                       np.array([4])):
-        line = fft_plans._LineDFT(np, np.complex128, positions, N, inverse)
+        line = dft.LineDFT(np, np.complex128, positions, N, inverse)
         assert line.dense is None
-        dense = (fft_plans._inverse if inverse else fft_plans._forward)(positions, N)
+        dense = (dft.inverse_matrix if inverse else dft.forward_matrix)(positions, N)
         a = rng.standard_normal((dense.shape[1], 5)) + 1j * rng.standard_normal((dense.shape[1], 5))
         want = dense @ a
         assert np.linalg.norm(line(a) - want) < 1e-12 * np.linalg.norm(want)
@@ -383,16 +383,16 @@ def test_autotune_keeps_the_fastest_plan_per_geometry(rng, monkeypatch):
     """With autotuning on, 'auto' times every candidate once per geometry and process and
     builds the fastest; the layer's results are those of the direct convolution whatever
     plan wins."""
-    from minifft.nn import fft_plans
-    monkeypatch.setattr(fft_plans, '_tuned', {})
-    previous = fft_plans.set_autotune(True)
+    from minifft.nn import autotune
+    monkeypatch.setattr(autotune, '_tuned', {})
+    previous = autotune.enable(True)
     try:
         case = (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1)  # large enough for a 16-point tile
         layer, x = make(nn.SpatialConvolutionFFT, case, np.float64, rng=rng)
         direct = nn.SpatialConvolution(*_ctor(case)).double()
         direct.weight[...], direct.bias[...] = layer.weight, layer.bias
         out = layer.forward(x)
-        (key, times), = fft_plans.tuned().items()
+        (key, times), = autotune.tuned().items()
         assert key == ('numpy', '<f8', (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1))
         assert set(times) == {'dft', 'fft', 'tiled'} and all(t > 0 for t in times.values())
         assert list(times.values()) == sorted(times.values())
@@ -400,10 +400,10 @@ def test_autotune_keeps_the_fastest_plan_per_geometry(rng, monkeypatch):
         assert rel_err(out, direct.forward(x)) < 1e-10
         layer.clearState()
         layer.forward(x)  # a new plan for a known geometry: measured once, not again
-        assert fft_plans.tuned() == {key: times}
+        assert autotune.tuned() == {key: times}
     finally:
-        fft_plans.set_autotune(previous)
-    assert not fft_plans.autotune_enabled()
+        autotune.enable(previous)
+    assert not autotune.enabled()
 
 
 @pytest.mark.parametrize('case', CASES)
@@ -421,20 +421,20 @@ def test_dft_plan_in_blocks_and_chunks_of_one(case, rng, monkeypatch, device):
 def test_autotune_skips_plans_that_do_not_fit(monkeypatch):
     """A candidate that runs out of memory is skipped (as cuDNN's benchmark mode skips
     algorithms whose workspace does not fit); if none fits, the error says so."""
-    from minifft.nn import fft_plans
-    monkeypatch.setattr(fft_plans, '_tuned', {})
-    real = fft_plans._time_step
+    from minifft.nn import autotune
+    monkeypatch.setattr(autotune, '_tuned', {})
+    real = autotune._time_step
 
     def only_dft_fits(plan, *args):
         if plan.kind != 'dft':
             raise MemoryError('Out of memory')
         return real(plan, *args)
 
-    monkeypatch.setattr(fft_plans, '_time_step', only_dft_fits)
+    monkeypatch.setattr(autotune, '_time_step', only_dft_fits)
     geometry = (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1)
-    assert fft_plans.autotune(np, np.float32, geometry) == 'dft'
-    (times,) = fft_plans.tuned().values()
+    assert autotune.fastest(np, np.float32, geometry) == 'dft'
+    (times,) = autotune.tuned().values()
     assert times['fft'] == times['tiled'] == float('inf') and times['dft'] < float('inf')
-    monkeypatch.setattr(fft_plans, '_time_step', lambda *a: (_ for _ in ()).throw(MemoryError('x')))
+    monkeypatch.setattr(autotune, '_time_step', lambda *a: (_ for _ in ()).throw(MemoryError('x')))
     with pytest.raises(MemoryError, match='no FFT plan fits geometry'):
-        fft_plans.autotune(np, np.float64, geometry)
+        autotune.fastest(np, np.float64, geometry)

@@ -80,10 +80,10 @@ def read_log(out):
 
 def test_loss_falls_and_files_appear(setup):
     out = str(setup[2] / 'run')
-    tuned_before = len(nn.fft_plans.tuned())
+    tuned_before = len(nn.autotune.tuned())
     assert run(setup, '--out', out) == 0
-    assert len(nn.fft_plans.tuned()) > tuned_before  # autotuned the FFT layers' geometries
-    assert not nn.fft_plans.autotune_enabled()  # and left the library's default as it was
+    assert len(nn.autotune.tuned()) > tuned_before  # autotuned the FFT layers' geometries
+    assert not nn.autotune.enabled()  # and left the library's default as it was
     rows = read_log(out)
     assert [int(r['epoch']) for r in rows] == [1, 2, 3]
     assert list(rows[0]) == train.LOG_COLUMNS
@@ -117,13 +117,13 @@ def test_resume_with_autotuning_keeps_the_plans(setup, monkeypatch):
     """An autotuned run's checkpoint carries its plans: a resumed run in a fresh process
     (no timings yet) takes them instead of measuring anew, so it continues bit for bit even
     where new measurements would pick other plans."""
-    from minifft.nn import fft_plans
+    from minifft.nn import autotune
     root = setup[2]
     straight, split = str(root / 'tuned_straight'), str(root / 'tuned_split')
 
     def favour(winner):
-        monkeypatch.setattr(fft_plans, '_tuned', {})
-        monkeypatch.setattr(fft_plans, '_time_step',
+        monkeypatch.setattr(autotune, '_tuned', {})
+        monkeypatch.setattr(autotune, '_time_step',
                             lambda plan, *a: 0.001 if plan.kind == winner else 1.0)
 
     favour('fft')
@@ -132,12 +132,12 @@ def test_resume_with_autotuning_keeps_the_plans(setup, monkeypatch):
     assert run(setup, '--epochs', '1', '--out', split) == 0
     favour('dft')  # a fresh process would now measure the DFT plan fastest
     assert run(setup, '--epochs', '2', '--resume', os.path.join(split, 'checkpoint.h5')) == 0
-    assert {row[3] for row in fft_plans.choices()} == {'fft'}
+    assert {row[3] for row in autotune.choices()} == {'fft'}
     a = _params(os.path.join(straight, 'checkpoint.h5'))
     b = _params(os.path.join(split, 'checkpoint.h5'))
     assert all(np.array_equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match='not an autotuning choice'):
-        fft_plans.adopt([['numpy', '<f4', [1, 2, 3], 'winograd']])
+        autotune.adopt([['numpy', '<f4', [1, 2, 3], 'winograd']])
 
 
 def test_eval_only_reproduces_saved_accuracy(setup, capsys):

@@ -37,7 +37,7 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
     """Same constructor, parameters and results as ``SpatialConvolution``; computed in the
     Fourier domain. ``strategy`` ('auto', 'dft', 'tiled' or 'fft', see fft_plans.make_plan)
     picks how maps are transformed; every strategy gives the same results. 'auto' follows a
-    rule, or with ``fft_plans.set_autotune(True)`` (train.py's default) times the candidates
+    rule, or with ``autotune.enable(True)`` (train.py's default) times the candidates
     once per input geometry and keeps the fastest."""
 
     def __init__(self, *args, strategy='auto', **kwargs):

@@ -17,7 +17,7 @@ Three plans:
 * ``DFTPlan`` computes each 2-D transform as dense products with precomputed DFT matrices, one
   axis at a time: a real GEMM along W whose output is already interleaved complex, and complex
   GEMMs along H over the whole batch at once (lines of 96 points and more in two stages,
-  Cooley-Tukey's "four-step", see ``_LineDFT``). Zero padding, flips, stride spreading,
+  Cooley-Tukey's "four-step", see ``dft.LineDFT``). Zero padding, flips, stride spreading,
   cropping and the 1/N normalisation are all folded into the matrices, so no padded buffer is
   ever written and only the rows and columns that are used are computed. Any ``N`` works, so
   it uses the smallest, ``N = H + 2*padH``. On a CPU GEMMs run an order of magnitude faster
@@ -30,14 +30,13 @@ Three plans:
 
 Every transform follows one pattern: along W, then a transpose to put the batch last, then
 along H, so the data is frequency-major without any separate reordering pass. ``make_plan``
-picks a plan by rule, or, with ``set_autotune(True)``, by timing the candidates once per
-geometry (``autotune``).
+picks a plan by rule, or, with autotuning on, by timing the candidates once per geometry
+(autotune.py).
 """
-import time
-
 import numpy as np
 
 from .. import backend
+from . import autotune, dft
 
 
 class Axis:
@@ -67,23 +66,23 @@ class DFTPlan:
         self.meta = ah.key(aw, self.kind, dtype)
         real = np.dtype(dtype)
         self.cplx = np.result_type(real, np.complex64)
-        place_h, read_h = _positions(ah)
-        place_w, read_w = _positions(aw)
-        self.fwd_h = {k: _LineDFT(xp, self.cplx, place_h[k], ah.N, inverse=False)
+        place_h, read_h = dft.positions(ah)
+        place_w, read_w = dft.positions(aw)
+        self.fwd_h = {k: dft.LineDFT(xp, self.cplx, place_h[k], ah.N, inverse=False)
                       for k in ('input', 'gradOutput')}
-        self.inv_h = {k: _LineDFT(xp, self.cplx, read_h[k], ah.N, inverse=True)
+        self.inv_h = {k: dft.LineDFT(xp, self.cplx, read_h[k], ah.N, inverse=True)
                       for k in ('output', 'gradInput')}
-        self.kernel_h = xp.asarray(_forward(place_h['kernel'], ah.N), self.cplx)
-        self.taps_h = xp.asarray(_inverse(read_h['gradWeight'], ah.N), self.cplx)
+        self.kernel_h = xp.asarray(dft.forward_matrix(place_h['kernel'], ah.N), self.cplx)
+        self.taps_h = xp.asarray(dft.inverse_matrix(read_h['gradWeight'], ah.N), self.cplx)
         # maps go along W as real GEMMs whose output is interleaved complex; kernels and the
         # weight gradient's taps (k values a line: a GEMM with k columns runs at a fraction of
         # the machine's speed) as complex GEMMs with all the lines as columns
-        self.fwd_w = {k: xp.asarray(_real_forward(place_w[k], aw.N), real)
+        self.fwd_w = {k: xp.asarray(dft.real_forward_matrix(place_w[k], aw.N), real)
                       for k in ('input', 'gradOutput')}
-        self.inv_w = {k: xp.asarray(_real_inverse(read_w[k], aw.N), real)
+        self.inv_w = {k: xp.asarray(dft.real_inverse_matrix(read_w[k], aw.N), real)
                       for k in ('output', 'gradInput')}
-        self.kernel_w = xp.asarray(_forward(place_w['kernel'], aw.N)[:aw.Q], self.cplx)
-        self.taps_w = xp.asarray(_half_inverse(read_w['gradWeight'], aw.N), self.cplx)
+        self.kernel_w = xp.asarray(dft.forward_matrix(place_w['kernel'], aw.N)[:aw.Q], self.cplx)
+        self.taps_w = xp.asarray(dft.half_inverse_matrix(read_w['gradWeight'], aw.N), self.cplx)
         self._work = None
 
     def _scratch(self, shape):
@@ -121,7 +120,7 @@ class DFTPlan:
 
         def spectrum(m, out=None):
             t = (m.reshape(-1, Lw) @ self.fwd_w[kind]).view(self.cplx)
-            return self.fwd_h[kind](_transpose(t.reshape(len(m), -1)).reshape(Lh, -1), out)
+            return self.fwd_h[kind](dft.transpose(t.reshape(len(m), -1)).reshape(Lh, -1), out)
 
         chunks = self._map_chunks(B1 * B2, Lh)
         if len(chunks) == 1:
@@ -146,7 +145,7 @@ class DFTPlan:
         for c in chunks:
             part = z[:, c] if len(chunks) == 1 else xp.ascontiguousarray(z[:, c])
             u = self.inv_h[kind](part.reshape(self.NH, -1))
-            u = _transpose(u.reshape(Rh * Q, -1)).view(inv_w.dtype)
+            u = dft.transpose(u.reshape(Rh * Q, -1)).view(inv_w.dtype)
             xp.matmul(u.reshape(-1, 2 * Q), inv_w, out=out[c].reshape(-1, inv_w.shape[1]))
             if per_map is not None:
                 out[c] += per_map[c]
@@ -213,139 +212,7 @@ class DFTPlan:
 
 
 _BLOCK_BYTES = 1 << 20
-
-
-class _LineDFT:
-    """The DFT along the first axis of ``(rows, columns)`` arrays, complex to complex: samples
-    at ``positions`` of a window of N to the N frequencies (forward), or N frequencies to the
-    values at ``positions`` (inverse, with the 1/N).
-
-    As one dense GEMM this costs N per sample. For long lines it is split Cooley-Tukey style,
-    ``N = N1 * N2`` ("four-step"): N2 GEMMs of length N1 over the samples whose position is
-    ``n2`` modulo N2 (their twiddle factors folded into the matrices), then one GEMM of length
-    N2, so about ``N1 + N2`` per sample; both are still plain GEMMs and the spectrum comes out
-    in natural order (convnet L1, N = 128 = 16 * 8: 83-96 ms -> 50-66 ms a transform)."""
-
-    def __init__(self, xp, dtype, positions, N, inverse):
-        self.xp, self.N, self.inverse, self.L = xp, N, inverse, len(positions)
-        N2 = max(d for d in range(1, int(N ** 0.5) + 1) if N % d == 0)
-        if N < _FOUR_STEP_MIN or N2 < 4:
-            dense = _inverse(positions, N) if inverse else _forward(positions, N)
-            self.dense = xp.asarray(dense, dtype)
-            return
-        self.dense, self.N1, self.N2 = None, N // N2, N2
-        sign = 1 if inverse else -1
-        k1, n2 = np.arange(self.N1), np.arange(N2)
-        self.across = xp.asarray(np.exp(sign * 2j * np.pi * np.outer(n2, n2) / N2), dtype)
-        self.groups = []  # (rows of the samples in this residue class, their N1-point matrix)
-        for r in range(N2):
-            sel = np.flatnonzero(np.asarray(positions) % N2 == r)
-            m = np.exp(sign * 2j * np.pi * (np.outer(k1, positions[sel] // N2) / self.N1
-                                           + np.outer(k1, np.full(len(sel), r)) / N))
-            m = m.T / N if inverse else m
-            self.groups.append((_rows(sel), xp.asarray(m, dtype)))
-
-    def __call__(self, a, out=None):
-        """The transform of ``a`` ``(rows, C)``, written into ``out`` when given."""
-        if self.dense is not None:
-            return self.xp.matmul(self.dense, a, out=out)
-        xp, N1, N2, C = self.xp, self.N1, self.N2, a.shape[1]
-        if self.inverse:
-            b = (self.across @ a.reshape(N2, -1)).reshape(N2, N1, C)
-            res = xp.empty((self.L, C), a.dtype) if out is None else out
-            for (rows, m), part in zip(self.groups, b):
-                xp.matmul(m, part, out=res[rows])
-            return res
-        parts = xp.empty((N2, N1, C), a.dtype)
-        for (rows, m), part in zip(self.groups, parts):
-            if m.shape[1]:
-                xp.matmul(m, a[rows], out=part)
-            else:
-                part[...] = 0
-        res = self.xp.matmul(self.across, parts.reshape(N2, -1),
-                             out=None if out is None else out.reshape(N2, -1))
-        return res.reshape(self.N, C)
-
-
-def _rows(sel):
-    """Sorted row indices as a slice, so that selecting them is a view: every placement here
-    is linear in the row, so the rows of one residue class are evenly spaced."""
-    if len(sel) == 0:
-        return slice(0, 0)
-    step = int(sel[1] - sel[0]) if len(sel) > 1 else 1
-    if not np.array_equal(sel, np.arange(sel[0], sel[-1] + 1, step)):
-        raise AssertionError(f'rows {sel} are not evenly spaced')
-    return slice(int(sel[0]), int(sel[-1]) + 1, step)
-
-
 _CHUNK_BYTES = 4 << 20  # measured on convnet L1's gradOutput: 1 MiB 169 ms, 4 MiB 136, whole 179
-_FOUR_STEP_MIN = 96   # shorter lines: one GEMM was as fast (N = 64) or faster (N = 32)
-_TILE = 128
-
-
-def _transpose(a):
-    """A contiguous copy of the 2-D array ``a`` transposed. NumPy's own copy walks one side
-    with a large stride and ran 2-2.5x slower on these spectra than copying 128x128 tiles,
-    each of which stays in cache (117 -> 47 ms for convnet L1's 94 MB)."""
-    if not isinstance(a, np.ndarray):  # CuPy: one kernel does it well
-        return backend.get_array_module(a).ascontiguousarray(a.T)
-    out = np.empty(a.shape[::-1], a.dtype)
-    for i in range(0, a.shape[0], _TILE):
-        for j in range(0, a.shape[1], _TILE):
-            out[j:j + _TILE, i:i + _TILE] = a[i:i + _TILE, j:j + _TILE].T
-    return out
-
-
-def _positions(a):
-    """Where each kind of map sits in the transform window along axis ``a`` (forward) and
-    where each result is read back (inverse). The kernel is flipped and shifted by the padding,
-    so that the input can sit at 0 without a padded copy; gradOutput is flipped and spread by
-    the stride."""
-    idx = np.arange
-    place = {'input': idx(a.L), 'kernel': a.p + a.k - 1 - idx(a.k),
-             'gradOutput': a.o1 - 1 - a.d * idx(a.o)}
-    read = {'output': a.k - 1 + a.d * idx(a.o), 'gradInput': a.Lp - 1 - idx(a.L),
-            'gradWeight': (a.o1 - 1 - a.p + idx(a.k)) % a.N}
-    return place, read
-
-
-def _forward(positions, N):
-    """Complex DFT of samples at ``positions``: ``(N, len(positions))``."""
-    return np.exp(-2j * np.pi * np.outer(np.arange(N), positions) / N)
-
-
-def _inverse(positions, N):
-    """Inverse DFT read at ``positions``: ``(len(positions), N)``, with the 1/N."""
-    return np.exp(2j * np.pi * np.outer(positions, np.arange(N)) / N) / N
-
-
-def _half_inverse(positions, N):
-    """Inverse real DFT from the N//2+1 half spectrum, read at ``positions``: the real part of
-    ``(len(positions), Q)`` @ half spectrum. Bins other than 0 and N/2 stand for their
-    conjugate twins too, hence the weight 2."""
-    Q = N // 2 + 1
-    weight = np.full(Q, 2.0)
-    weight[0] = 1
-    if N % 2 == 0:
-        weight[-1] = 1
-    return _inverse(positions, N)[:, :Q] * weight
-
-
-def _interleave(a):
-    """A complex ``(m, n)`` matrix as a real ``(m, 2n)`` one, columns (re, im) in turn."""
-    return np.stack([a.real, a.imag], axis=-1).reshape(a.shape[0], -1)
-
-
-def _real_forward(positions, N):
-    """Real samples at ``positions`` to the half spectrum, as a real matrix whose output
-    columns interleave (re, im): ``(len(positions), 2*Q)``."""
-    return _interleave(_forward(positions, N)[:N // 2 + 1].T)
-
-
-def _real_inverse(positions, N):
-    """Half spectrum, interleaved (re, im), to real values at ``positions``: ``(2*Q, len)``,
-    since Re(c u) = Re(c) Re(u) - Im(c) Im(u)."""
-    return _interleave(_half_inverse(positions, N).conj()).T
 
 
 class FFTPlan:
@@ -533,16 +400,16 @@ def choose_tile(S, f, g, ah, aw, force=False):
 
 
 def make_plan(strategy, xp, dtype, S, f, g, H, W, kH, kW, dH, dW, pH, pW):
-    """The plan for one layer geometry. 'auto' with autotuning on (``set_autotune``): the
-    fastest plan measured for this geometry (see ``autotune``). 'auto' without it, on the CPU:
+    """The plan for one layer geometry. 'auto' with autotuning on (``autotune.enable``): the
+    fastest plan measured for this geometry (see autotune.py). 'auto' without it, on the CPU:
     DFT matrices, on overlapping tiles where the cost model says tiles are cheaper, and FFTs
     for maps over ``DFT_MAX`` points that cannot be tiled; on the GPU, where cuFFT is fast,
     the FFT. 'tiled' falls back to 'dft' where no tile fits."""
     if strategy not in STRATEGIES:
         raise ValueError(f'strategy must be one of {STRATEGIES}, got {strategy!r}')
     geometry = (S, f, g, H, W, kH, kW, dH, dW, pH, pW)
-    if strategy == 'auto' and _autotune['enabled']:
-        strategy = autotune(xp, dtype, geometry)
+    if strategy == 'auto' and autotune.enabled():
+        strategy = autotune.fastest(xp, dtype, geometry)
     ah, aw = Axis(H, kH, dH, pH, H + 2 * pH), Axis(W, kW, dW, pW, W + 2 * pW)
     if strategy in ('auto', 'tiled'):
         T = choose_tile(S, f, g, ah, aw, force=strategy == 'tiled') if (
@@ -557,91 +424,3 @@ def make_plan(strategy, xp, dtype, S, f, g, H, W, kH, kW, dH, dW, pH, pW):
         return DFTPlan(xp, dtype, ah, aw)
     fast = backend.fft_for(xp).next_fast_len
     return FFTPlan(xp, dtype, Axis(H, kH, dH, pH, fast(ah.Lp)), Axis(W, kW, dW, pW, fast(aw.Lp)))
-
-
-# -- autotuning: like cuDNN's benchmark mode, measured once per geometry and process ---------
-_autotune = {'enabled': False}
-_tuned = {}    # (array module, dtype, geometry) -> {strategy: seconds}, the fastest first
-
-
-def set_autotune(enabled):
-    """Let ``strategy='auto'`` time the candidate plans on each new layer geometry and keep
-    the fastest. Off by default: without it the plan, and so the last bits of every result,
-    depend only on the geometry, never on timings. Returns the previous setting."""
-    previous, _autotune['enabled'] = _autotune['enabled'], bool(enabled)
-    return previous
-
-
-def autotune_enabled():
-    return _autotune['enabled']
-
-
-def tuned():
-    """What autotuning measured so far: ``{(module, dtype, geometry): {strategy: seconds}}``,
-    each geometry's fastest first; geometry is ``(S, f, f', H, W, kH, kW, dH, dW, padH,
-    padW)``."""
-    return {k: dict(v) for k, v in _tuned.items()}
-
-
-def choices():
-    """The strategy autotuning settled on for each geometry, as JSON-friendly rows
-    ``[module, dtype, geometry, strategy]``: train.py keeps them in its checkpoints, so that
-    a resumed run uses the plans of the run it continues (and its results bit for bit)."""
-    return [[k[0], k[1], list(k[2]), next(iter(v))] for k, v in _tuned.items()]
-
-
-def adopt(rows):
-    """Take earlier choices (see ``choices``) for those geometries instead of measuring them;
-    geometries measured already in this process keep their own. Adopted ones show no time
-    in ``tuned()``."""
-    for row in rows:
-        module, dtype, geometry, strategy = row
-        if strategy not in STRATEGIES or strategy == 'auto' or len(geometry) != 11:
-            raise ValueError(f'not an autotuning choice: {row!r}')
-        _tuned.setdefault((module, dtype, tuple(geometry)), {strategy: None})
-
-
-def autotune(xp, dtype, geometry, rounds=3):
-    """The fastest strategy for ``geometry`` among 'dft', 'fft' and (stride 1) 'tiled' at the
-    cost model's best tile, each timed over a whole training step (three spectra, three
-    products) on random maps; measured once per process. After a warm-up step each, the
-    candidates take turns for ``rounds`` rounds and each keeps its best time, so that a
-    machine whose speed drifts does not favour whichever ran in a fast spell."""
-    key = (xp.__name__, np.dtype(dtype).str, tuple(geometry))
-    if key not in _tuned:
-        S, f, g, H, W, kH, kW, dH, dW, pH, pW = geometry
-        rng = np.random.default_rng(0)
-
-        def maps(*shape):
-            return xp.asarray(rng.standard_normal(shape).astype(dtype))
-
-        x, w = maps(S, f, H, W), maps(g, f, kH, kW)
-        go = maps(S, g, (H + 2 * pH - kH) // dH + 1, (W + 2 * pW - kW) // dW + 1)
-        plans, times, failures = {}, {}, {}
-        for name in ('dft', 'fft', 'tiled'):
-            plan = make_plan(name, xp, dtype, *geometry)
-            if plan.kind == name:  # 'tiled' where no tile fits is the DFT plan again
-                plans[name], times[name] = plan, float('inf')
-        for i in range(rounds + 1):
-            for name in [n for n in plans if n not in failures]:
-                try:
-                    t = _time_step(plans[name], x, w, go)
-                except MemoryError as e:  # too large here (as cuDNN's benchmark mode skips
-                    failures[name] = f'{name}: {e}'  # algorithms whose workspace does not fit)
-                    continue
-                if i:  # round 0 warms up (workspaces, BLAS threads, caches)
-                    times[name] = min(times[name], t)
-        if len(failures) == len(plans):
-            raise MemoryError(f'no FFT plan fits geometry {geometry}: '
-                              + '; '.join(failures.values()))
-        _tuned[key] = dict(sorted(times.items(), key=lambda kv: kv[1]))
-    return next(iter(_tuned[key]))
-
-
-def _time_step(plan, x, w, go):
-    backend.synchronize()
-    start = time.perf_counter()
-    X, K, D = plan.input_spectrum(x), plan.kernel_spectrum(w), plan.grad_output_spectrum(go)
-    plan.output(X, K), plan.grad_input(D, K), plan.grad_weight(D, X)
-    backend.synchronize()
-    return time.perf_counter() - start

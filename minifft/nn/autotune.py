@@ -1,0 +1,96 @@
+"""Autotuning of SpatialConvolutionFFT's plans, like cuDNN's benchmark mode: with it on,
+strategy 'auto' times the candidate plans on one training step of each new layer geometry,
+once per process, and keeps the fastest (``fastest``). Off by default (``enable``).
+"""
+import time
+
+import numpy as np
+
+from .. import backend
+from . import fft_plans  # a cycle: fft_plans.make_plan asks this module; used at call time
+
+_state = {'enabled': False}
+_tuned = {}    # (array module, dtype, geometry) -> {strategy: seconds}, the fastest first
+
+
+def enable(on):
+    """Let ``strategy='auto'`` time the candidate plans on each new layer geometry and keep
+    the fastest. Off by default: without it the plan, and so the last bits of every result,
+    depend only on the geometry, never on timings. Returns the previous setting."""
+    previous, _state['enabled'] = _state['enabled'], bool(on)
+    return previous
+
+
+def enabled():
+    return _state['enabled']
+
+
+def tuned():
+    """What autotuning measured so far: ``{(module, dtype, geometry): {strategy: seconds}}``,
+    each geometry's fastest first; geometry is ``(S, f, f', H, W, kH, kW, dH, dW, padH,
+    padW)``."""
+    return {k: dict(v) for k, v in _tuned.items()}
+
+
+def choices():
+    """The strategy autotuning settled on for each geometry, as JSON-friendly rows
+    ``[module, dtype, geometry, strategy]``: train.py keeps them in its checkpoints, so that
+    a resumed run uses the plans of the run it continues (and its results bit for bit)."""
+    return [[k[0], k[1], list(k[2]), next(iter(v))] for k, v in _tuned.items()]
+
+
+def adopt(rows):
+    """Take earlier choices (see ``choices``) for those geometries instead of measuring them;
+    geometries measured already in this process keep their own. Adopted ones show no time
+    in ``tuned()``."""
+    for row in rows:
+        module, dtype, geometry, strategy = row
+        if strategy not in fft_plans.STRATEGIES or strategy == 'auto' or len(geometry) != 11:
+            raise ValueError(f'not an autotuning choice: {row!r}')
+        _tuned.setdefault((module, dtype, tuple(geometry)), {strategy: None})
+
+
+def fastest(xp, dtype, geometry, rounds=3):
+    """The fastest strategy for ``geometry`` among 'dft', 'fft' and (stride 1) 'tiled' at the
+    cost model's best tile, each timed over a whole training step (three spectra, three
+    products) on random maps; measured once per process. After a warm-up step each, the
+    candidates take turns for ``rounds`` rounds and each keeps its best time, so that a
+    machine whose speed drifts does not favour whichever ran in a fast spell."""
+    key = (xp.__name__, np.dtype(dtype).str, tuple(geometry))
+    if key not in _tuned:
+        S, f, g, H, W, kH, kW, dH, dW, pH, pW = geometry
+        rng = np.random.default_rng(0)
+
+        def maps(*shape):
+            return xp.asarray(rng.standard_normal(shape).astype(dtype))
+
+        x, w = maps(S, f, H, W), maps(g, f, kH, kW)
+        go = maps(S, g, (H + 2 * pH - kH) // dH + 1, (W + 2 * pW - kW) // dW + 1)
+        plans, times, failures = {}, {}, {}
+        for name in ('dft', 'fft', 'tiled'):
+            plan = fft_plans.make_plan(name, xp, dtype, *geometry)
+            if plan.kind == name:  # 'tiled' where no tile fits is the DFT plan again
+                plans[name], times[name] = plan, float('inf')
+        for i in range(rounds + 1):
+            for name in [n for n in plans if n not in failures]:
+                try:
+                    t = _time_step(plans[name], x, w, go)
+                except MemoryError as e:  # too large here (as cuDNN's benchmark mode skips
+                    failures[name] = f'{name}: {e}'  # algorithms whose workspace does not fit)
+                    continue
+                if i:  # round 0 warms up (workspaces, BLAS threads, caches)
+                    times[name] = min(times[name], t)
+        if len(failures) == len(plans):
+            raise MemoryError(f'no FFT plan fits geometry {geometry}: '
+                              + '; '.join(failures.values()))
+        _tuned[key] = dict(sorted(times.items(), key=lambda kv: kv[1]))
+    return next(iter(_tuned[key]))
+
+
+def _time_step(plan, x, w, go):
+    backend.synchronize()
+    start = time.perf_counter()
+    X, K, D = plan.input_spectrum(x), plan.kernel_spectrum(w), plan.grad_output_spectrum(go)
+    plan.output(X, K), plan.grad_input(D, K), plan.grad_weight(D, X)
+    backend.synchronize()
+    return time.perf_counter() - start
