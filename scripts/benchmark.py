@@ -13,6 +13,7 @@ runs its step in turn, and the speedups are medians of the per-round ratios, so 
 speed drifts (shared VMs do) slows them alike. A GPU is synchronised around each operation.
 """
 import argparse
+import itertools
 import json
 import math
 import os
@@ -64,22 +65,30 @@ def paper_memory(S, f, fo, N):
     return 4 * N * (N + 1) * (S * f + S * fo + f * fo)
 
 
+def timed(fn, sync):
+    """Seconds ``fn()`` takes, the device synchronised before and after by ``sync()``."""
+    sync()
+    t = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t
+
+
 def layer_round(layer, xs, gs):
-    """One timed training step of a minifft layer, seconds per op (inputs alternate between
-    two sets and the weight changes in place, so every transform is paid for)."""
-    layer.bench_step = i = getattr(layer, 'bench_step', 0) + 1
-    x, g = xs[i % 2], gs[i % 2]
-    layer.weight *= layer.weight.dtype.type(1 + 1e-7 * (-1) ** i)
-    times = {}
-    for op, call in (('updateOutput', lambda: layer.updateOutput(x)),
-                     ('updateGradInput', lambda: layer.updateGradInput(x, g)),
-                     ('accGradParameters', lambda: layer.accGradParameters(x, g, 1))):
-        backend.synchronize()
-        t = time.perf_counter()
-        call()
-        backend.synchronize()
-        times[op] = time.perf_counter() - t
-    return times
+    """A function timing one training step of a minifft layer, seconds per op (inputs
+    alternate between two sets and the weight changes in place, so every transform is paid
+    for)."""
+    steps = itertools.count(1)
+
+    def run():
+        i = next(steps)
+        x, g = xs[i % 2], gs[i % 2]
+        layer.weight *= layer.weight.dtype.type(1 + 1e-7 * (-1) ** i)
+        return {op: timed(call, backend.synchronize) for op, call in (
+            ('updateOutput', lambda: layer.updateOutput(x)),
+            ('updateGradInput', lambda: layer.updateGradInput(x, g)),
+            ('accGradParameters', lambda: layer.accGradParameters(x, g, 1)))}
+    return run
 
 
 def torch_round(x, w, g, stride, pad, device):
@@ -100,21 +109,14 @@ def torch_round(x, w, g, stride, pad, device):
         tx.grad = tw.grad = tb.grad = None
         conv(tx, tw, tb, stride, pad).backward(tg)
 
-    def timed(fn):
-        sync()
-        t = time.perf_counter()
-        fn()
-        sync()
-        return time.perf_counter() - t
-
     def run():
         with torch.no_grad():
-            times = {'updateOutput': timed(lambda: conv(tx, tw, tb, stride, pad)),
+            times = {'updateOutput': timed(lambda: conv(tx, tw, tb, stride, pad), sync),
                      'updateGradInput': timed(lambda: bwd(tg, tx, tw, *args,
-                                                          [True, False, False])),
+                                                          [True, False, False]), sync),
                      'accGradParameters': timed(lambda: bwd(tg, tx, tw, *args,
-                                                            [False, True, True]))}
-        times['step'] = timed(autograd_step)
+                                                            [False, True, True]), sync)}
+        times['step'] = timed(autograd_step, sync)
         return times
     return run
 
@@ -190,9 +192,9 @@ def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch):
     ops = args.ops
     row = {'label': label, 'S': S, 'f': f, 'f_out': fo, 'n': n, 'k': k, 'stride': stride,
            'pad': pad, **errors}
-    rounds = {'fft': lambda: layer_round(fft, xs, gs)}
+    rounds = {'fft': layer_round(fft, xs, gs)}
     if args.direct:
-        rounds['direct'] = lambda: layer_round(direct, xs, gs)
+        rounds['direct'] = layer_round(direct, xs, gs)
     if have_torch:
         rounds['torch'] = torch_round(xs[0], fft.weight, gs[0], stride, pad, args.device)
     row.update(measure(rounds, args.repeat, args.warmup, ops))

@@ -185,7 +185,7 @@ def run(args, comm):
     if args.resume:
         meta = checkpoint.load(args.resume, model, opt)
         start_epoch, history = meta['epoch'], meta['history']
-        if args.autotune and comm.world == 1:  # the plans of the run it continues
+        if nn.autotune.enabled():  # the plans of the run it continues
             nn.autotune.adopt(meta['extra'].get('fft_plans', []))
         say(f'resumed {args.resume} after epoch {start_epoch}')
     comm.broadcast_state(model, opt)

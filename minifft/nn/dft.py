@@ -22,6 +22,7 @@ class LineDFT:
     in natural order (convnet L1, N = 128 = 16 * 8: 83-96 ms -> 50-66 ms a transform)."""
 
     def __init__(self, xp, dtype, positions, N, inverse):
+        positions = np.asarray(positions)
         self.xp, self.N, self.inverse, self.L = xp, N, inverse, len(positions)
         N2 = max(d for d in range(1, int(N ** 0.5) + 1) if N % d == 0)
         if N < _FOUR_STEP_MIN or N2 < 4:
@@ -34,7 +35,7 @@ class LineDFT:
         self.across = xp.asarray(np.exp(sign * 2j * np.pi * np.outer(n2, n2) / N2), dtype)
         self.groups = []  # (rows of the samples in this residue class, their N1-point matrix)
         for r in range(N2):
-            sel = np.flatnonzero(np.asarray(positions) % N2 == r)
+            sel = np.flatnonzero(positions % N2 == r)
             m = np.exp(sign * 2j * np.pi * (np.outer(k1, positions[sel] // N2) / self.N1
                                            + np.outer(k1, np.full(len(sel), r)) / N))
             m = m.T / N if inverse else m

@@ -98,6 +98,15 @@ class DFTPlan:
     def scratch_nbytes(self):
         return 0 if self._work is None else int(self._work.nbytes)
 
+    def _into(self, spare, shape):
+        """``spare`` (a stale spectrum from the cache) as a complex array of ``shape`` if it
+        has that many elements on this plan's device, else a new one."""
+        n = int(np.prod(shape))
+        if (spare is None or spare.size != n or spare.dtype != self.cplx
+                or backend.get_array_module(spare) is not self.xp):
+            return self.xp.empty(shape, self.cplx)
+        return spare.reshape(shape)
+
     def _map_chunks(self, B, rows):
         """Slices of a batch of B maps, each chunk's half-transformed maps ``rows x Q``
         complex about ``_CHUNK_BYTES``: a chunk goes through both axes while its data is
@@ -112,11 +121,7 @@ class DFTPlan:
         xp, Q = self.xp, self.aw.Q
         B1, B2, Lh, Lw = a.shape
         maps = xp.ascontiguousarray(a).reshape(B1 * B2, Lh, Lw)
-        shape = (self.NH * Q, B1 * B2)
-        if (spare is None or spare.size != shape[0] * shape[1] or spare.dtype != self.cplx
-                or backend.get_array_module(spare) is not xp):
-            spare = xp.empty(shape, self.cplx)
-        spec = spare.reshape(shape)
+        spec = self._into(spare, (self.NH * Q, B1 * B2))
 
         def spectrum(m, out=None):
             t = (m.reshape(-1, Lw) @ self.fwd_w[kind]).view(self.cplx)
@@ -175,11 +180,9 @@ class DFTPlan:
         F = self.NH * self.aw.Q
         t = xp.matmul(self.kernel_w, xp.ascontiguousarray(
             w.transpose(2, 3, 0, 1), dtype=self.cplx).reshape(kH, kW, g * f))
-        if (spare is None or spare.shape != (F, g, f) or spare.dtype != self.cplx
-                or backend.get_array_module(spare) is not xp):
-            spare = xp.empty((F, g, f), self.cplx)
-        xp.matmul(self.kernel_h, t.reshape(kH, -1), out=spare.reshape(self.NH, -1))
-        return spare
+        K = self._into(spare, (F, g, f))
+        xp.matmul(self.kernel_h, t.reshape(kH, -1), out=K.reshape(self.NH, -1))
+        return K
 
     def grad_output_spectrum(self, g, spare=None):
         return self._forward(g, 'gradOutput', spare)
