@@ -121,17 +121,28 @@ def torch_round(x, w, g, stride, pad, device):
     return run
 
 
+# Seconds of idleness before each implementation's round. Thread pools keep spinning after
+# their last call (OpenBLAS's workers for 2^28 cycles, ~0.1 s; libgomp's, under PyTorch, for a
+# while too), and on 2 cores the spinning threads of the library that ran just before took
+# half the machine: PyTorch's ops measured 1.5-2.3x slower right after a minifft round than
+# after a pause, minifft's forward 1.2x slower after a PyTorch round.
+IDLE_GAP = 0.25
+
+
 def measure(rounds, repeat, warmup, ops):
     """Runs every implementation's round in turn, ``warmup`` then ``repeat`` times, so that a
-    machine whose speed drifts (a shared VM's does, by 2x over minutes) slows all alike.
-    Per implementation: the median of each op and of their sum ('total'); per pair, the
-    median of the per-round ratios ('vs')."""
+    machine whose speed drifts (a shared VM's does, by 2x over minutes) slows all alike, each
+    round after ``IDLE_GAP`` of idleness, as if it ran alone. Per implementation: the median
+    of each op and of their sum ('total'); per pair, the median of the per-round ratios
+    ('vs')."""
     for _ in range(warmup):
         for run in rounds.values():
+            time.sleep(IDLE_GAP)
             run()
     samples = {name: [] for name in rounds}
     for _ in range(repeat):
         for name, run in rounds.items():
+            time.sleep(IDLE_GAP)
             t = run()
             t['total'] = sum(t[op] for op in ops)
             samples[name].append(t)
