@@ -407,14 +407,15 @@ def test_autotune_keeps_the_fastest_plan_per_geometry(rng, monkeypatch):
 
 
 @pytest.mark.parametrize('case', CASES)
-def test_dft_plan_in_blocks_and_chunks_of_one(case, rng, monkeypatch, device):
-    """Large layers go through the DFT plan in chunks of maps and blocks of frequency
-    columns; at one map and one column each, every slicing of the plan is used, and the
-    results are still the naive loop's."""
+@pytest.mark.parametrize('strategy', ['dft', 'fft'])
+def test_plans_in_blocks_and_chunks_of_one(strategy, case, rng, monkeypatch, device):
+    """Large layers go through the DFT and FFT plans in chunks of maps and blocks of
+    frequency columns; at one map and one column each, every slicing of the plan is used,
+    and the results are still the naive loop's."""
     from minifft.nn import fft_plans
     monkeypatch.setattr(fft_plans, '_BLOCK_BYTES', 1)
     monkeypatch.setattr(fft_plans, '_CHUNK_BYTES', 1)
-    layer, x = make(fft_with('dft'), case, np.float64, device, rng=rng)
+    layer, x = make(fft_with(strategy), case, np.float64, device, rng=rng)
     _step_matches_naive_loop(layer, x, case, rng)
 
 

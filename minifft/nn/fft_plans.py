@@ -24,8 +24,8 @@ Three plans:
   than FFT butterflies. Maps go through both axes in chunks that stay in cache; the products'
   results live in a workspace kept across steps, and a stale spectrum's memory is reused
   for its replacement, so a step allocates nothing large.
-* ``FFTPlan`` pads each map into a transform buffer and uses scipy.fft (cupyx.scipy.fft on a
-  GPU) at the next fast length: O(N log N) per line, for large maps.
+* ``FFTPlan``: the DFT plan with the maps transformed by scipy.fft (cupyx.scipy.fft on a GPU)
+  at the next fast length, batch first, then transposed: O(N log N) per line, for large maps.
 * ``TiledPlan``: overlap-save tiles, each a sample of an inner DFT plan.
 
 Every transform follows one pattern: along W, then a transpose to put the batch last, then
@@ -66,24 +66,31 @@ class DFTPlan:
         self.meta = ah.key(aw, self.kind, dtype)
         real = np.dtype(dtype)
         self.cplx = np.result_type(real, np.complex64)
+        self.real = real
         place_h, read_h = dft.positions(ah)
         place_w, read_w = dft.positions(aw)
+        self.kernel_h = xp.asarray(dft.forward_matrix(place_h['kernel'], ah.N), self.cplx)
+        self.taps_h = xp.asarray(dft.inverse_matrix(read_h['gradWeight'], ah.N), self.cplx)
+        # kernels and the weight gradient's taps go along W (k values a line: a GEMM with k
+        # columns runs at a fraction of the machine's speed) as complex GEMMs with all the
+        # lines as columns
+        self.kernel_w = xp.asarray(dft.forward_matrix(place_w['kernel'], aw.N)[:aw.Q], self.cplx)
+        self.taps_w = xp.asarray(dft.half_inverse_matrix(read_w['gradWeight'], aw.N), self.cplx)
+        self._map_transforms(place_h, read_h, place_w, read_w)
+        self._work = None
+
+    def _map_transforms(self, place_h, read_h, place_w, read_w):
+        """The matrices that move maps in and out: along W real GEMMs whose output is
+        interleaved complex, along H complex ones (``dft.LineDFT``)."""
+        xp, ah, aw = self.xp, self.ah, self.aw
         self.fwd_h = {k: dft.LineDFT(xp, self.cplx, place_h[k], ah.N, inverse=False)
                       for k in ('input', 'gradOutput')}
         self.inv_h = {k: dft.LineDFT(xp, self.cplx, read_h[k], ah.N, inverse=True)
                       for k in ('output', 'gradInput')}
-        self.kernel_h = xp.asarray(dft.forward_matrix(place_h['kernel'], ah.N), self.cplx)
-        self.taps_h = xp.asarray(dft.inverse_matrix(read_h['gradWeight'], ah.N), self.cplx)
-        # maps go along W as real GEMMs whose output is interleaved complex; kernels and the
-        # weight gradient's taps (k values a line: a GEMM with k columns runs at a fraction of
-        # the machine's speed) as complex GEMMs with all the lines as columns
-        self.fwd_w = {k: xp.asarray(dft.real_forward_matrix(place_w[k], aw.N), real)
+        self.fwd_w = {k: xp.asarray(dft.real_forward_matrix(place_w[k], aw.N), self.real)
                       for k in ('input', 'gradOutput')}
-        self.inv_w = {k: xp.asarray(dft.real_inverse_matrix(read_w[k], aw.N), real)
+        self.inv_w = {k: xp.asarray(dft.real_inverse_matrix(read_w[k], aw.N), self.real)
                       for k in ('output', 'gradInput')}
-        self.kernel_w = xp.asarray(dft.forward_matrix(place_w['kernel'], aw.N)[:aw.Q], self.cplx)
-        self.taps_w = xp.asarray(dft.half_inverse_matrix(read_w['gradWeight'], aw.N), self.cplx)
-        self._work = None
 
     def _scratch(self, shape):
         """A complex buffer of ``shape`` from one workspace that the plan keeps across steps
@@ -218,71 +225,65 @@ _BLOCK_BYTES = 1 << 20
 _CHUNK_BYTES = 4 << 20  # measured on convnet L1's gradOutput: 1 MiB 169 ms, 4 MiB 136, whole 179
 
 
-class FFTPlan:
-    """Transforms by FFT of padded buffers, at the next fast length per axis."""
+class FFTPlan(DFTPlan):
+    """The DFT plan with the maps transformed by FFTs (scipy.fft's pocketfft, multithreaded;
+    cuFFT on a GPU) at the next fast length per axis: O(N log N) per line instead of the
+    GEMMs' O(N), which pays for large maps, or where memory bandwidth is scarce (on the
+    development VM, 128x128 maps measured 206 vs 375 ms for convnet L1's gradOutput in one
+    period and the other way round in another: autotuning decides). Chunk of maps by chunk,
+    each map is placed in a zeroed window, transformed whole (batch first, contiguous lines)
+    and transposed into the frequency-major spectrum. Kernels and the weight gradient's taps
+    stay dense products, as in the DFT plan: k x k kernels padded to N x N would cost more
+    to transform than the products themselves."""
     kind = 'fft'
 
-    def scratch_nbytes(self):
-        return 0
+    def _map_transforms(self, place_h, read_h, place_w, read_w):
+        self.fft = backend.fft_for(self.xp)
+        self.place = {k: (_span(place_h[k]), _span(place_w[k])) for k in ('input', 'gradOutput')}
+        self.read = {k: (_span(read_h[k]), _span(read_w[k])) for k in ('output', 'gradInput')}
 
-    def __init__(self, xp, dtype, ah, aw):
-        self.xp, self.ah, self.aw = xp, ah, aw
-        self.NH, self.NW = ah.N, aw.N
-        self.fft = backend.fft_for(xp)
-        self.meta = ah.key(aw, 'fft', dtype)
+    def _chunks(self, B):
+        # on a GPU one launch over the whole batch beats cache-sized pieces
+        return self._map_chunks(B, self.NH) if self.xp is np else [slice(0, B)]
 
-    def _transform(self, buf):
-        """rfft of a ``(NH, NW, a, b)`` buffer over its first two axes, as ``(F, a, b)``."""
-        spec = self.fft.rfftn(buf, s=(self.NH, self.NW), axes=(0, 1))
-        return spec.reshape(-1, buf.shape[2], buf.shape[3])
+    def _forward(self, a, kind, spare):
+        xp, NH, NW = self.xp, self.NH, self.NW
+        B1, B2, Lh, Lw = a.shape
+        maps = xp.ascontiguousarray(a).reshape(B1 * B2, Lh, Lw)
+        spec = self._into(spare, (NH * self.aw.Q, B1 * B2))
+        rows, cols = self.place[kind]
+        for c in self._chunks(B1 * B2):
+            window = xp.zeros((c.stop - c.start, NH, NW), self.real)
+            window[:, rows, cols] = maps[c]
+            z = self.fft.rfftn(window, s=(NH, NW), axes=(1, 2))
+            dft.transpose(z.reshape(len(z), -1), out=spec[:, c])
+        return spec.reshape(-1, B1, B2)
 
-    def _full(self, z):
-        z = z.reshape(self.NH, self.NW // 2 + 1, z.shape[1], z.shape[2])
-        return self.fft.irfftn(z, s=(self.NH, self.NW), axes=(0, 1))
+    def _inverse(self, z, kind, bias=None):
+        xp, NH, NW = self.xp, self.NH, self.NW
+        F, B1, B2 = z.shape
+        z = z.reshape(F, B1 * B2)
+        rows, cols = self.read[kind]
+        Rh, Rw = len(range(NH)[rows]), len(range(NW)[cols])
+        out = xp.empty((B1 * B2, Rh, Rw), self.real)
+        per_map = None if bias is None else xp.tile(bias, B1).reshape(-1, 1, 1)
+        for c in self._chunks(B1 * B2):
+            part = dft.transpose(z[:, c]).reshape(-1, NH, self.aw.Q)
+            out[c] = self.fft.irfftn(part, s=(NH, NW), axes=(1, 2))[:, rows, cols]
+            if per_map is not None:
+                out[c] += per_map[c]
+        return out.reshape(B1, B2, Rh, Rw)
 
-    def _buffer(self, a):
-        return self.xp.zeros((self.NH, self.NW) + a.shape[:2], a.dtype)
 
-    def input_spectrum(self, x, spare=None):
-        ah, aw = self.ah, self.aw
-        buf = self._buffer(x)
-        buf[ah.p:ah.p + ah.L, aw.p:aw.p + aw.L] = x.transpose(2, 3, 0, 1)
-        return self._transform(buf)
-
-    def kernel_spectrum(self, w, spare=None):
-        buf = self._buffer(w)
-        buf[:self.ah.k, :self.aw.k] = w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)
-        return self._transform(buf)
-
-    def grad_output_spectrum(self, g, spare=None):
-        ah, aw = self.ah, self.aw
-        buf = self._buffer(g)
-        # flipped and spread onto the stride-1 grid: g[j] goes to o1 - 1 - j*d
-        h0, w0 = ah.o1 - 1 - ah.d * (ah.o - 1), aw.o1 - 1 - aw.d * (aw.o - 1)
-        buf[h0:ah.o1:ah.d, w0:aw.o1:aw.d] = g[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)
-        return self._transform(buf)
-
-    def _read(self, full, rows, cols):
-        return self.xp.ascontiguousarray(full[rows, cols].transpose(2, 3, 0, 1))
-
-    def output(self, X, K, bias=None):
-        ah, aw = self.ah, self.aw
-        full = self._full(self.xp.matmul(X, K.transpose(0, 2, 1)))
-        out = self._read(full, slice(ah.k - 1, ah.k - 1 + ah.d * (ah.o - 1) + 1, ah.d),
-                         slice(aw.k - 1, aw.k - 1 + aw.d * (aw.o - 1) + 1, aw.d))
-        if bias is not None:
-            out += bias.reshape(1, -1, 1, 1)
-        return out
-
-    def grad_input(self, D, K):
-        ah, aw = self.ah, self.aw
-        full = self._full(self.xp.matmul(D, K))[ah.p:ah.p + ah.L, aw.p:aw.p + aw.L]
-        return self._read(full, slice(None, None, -1), slice(None, None, -1))
-
-    def grad_weight(self, D, X):
-        ah, aw = self.ah, self.aw
-        full = self._full(self.xp.matmul(D.transpose(0, 2, 1), X))
-        return self._read(full, slice(ah.o1 - 1, ah.Lp), slice(aw.o1 - 1, aw.Lp))
+def _span(positions):
+    """Evenly spaced positions (every map placement and read-back of the plans is linear in
+    the index) as a slice."""
+    p = [int(v) for v in positions]
+    step = p[1] - p[0] if len(p) > 1 else 1
+    if p != list(range(p[0], p[-1] + step, step)):
+        raise AssertionError(f'positions {p} are not evenly spaced')
+    stop = p[-1] + step
+    return slice(p[0], None if stop < 0 else stop, step)
 
 
 class TiledPlan:
