@@ -331,7 +331,7 @@ class TiledPlan:
         return self.inner.input_spectrum(self._tiles(x), spare)
 
     def kernel_spectrum(self, w, spare=None):
-        return self.inner.kernel_spectrum(w)
+        return self.inner.kernel_spectrum(w, spare)
 
     def grad_output_spectrum(self, g, spare=None):
         xp = self.xp
@@ -365,7 +365,7 @@ class TiledPlan:
 
 STRATEGIES = ('auto', 'dft', 'tiled', 'fft')
 DFT_MAX = 160                       # 'auto' on the CPU: longest axis the DFT plan takes
-TILE_SIZES = (16, 24, 32, 48, 64)   # transform sizes a tile may have
+TILE_SIZES = (8, 12, 16, 24, 32, 48, 64)   # transform sizes a tile may have
 # Cost model weights, relative to one flop of the complex product GEMMs, fitted on the
 # development machine (2 cores): real transform GEMMs run ~3x faster per flop, and every byte
 # of spectrum moved costs ~14 product flops (measured ~5 GB/s against ~70 GFLOP/s). Without the
