@@ -121,28 +121,29 @@ def torch_round(x, w, g, stride, pad, device):
     return run
 
 
-# Seconds of idleness before each implementation's round. Thread pools keep spinning after
-# their last call (OpenBLAS's workers for 2^28 cycles, ~0.1 s; libgomp's, under PyTorch, for a
-# while too), and on 2 cores the spinning threads of the library that ran just before took
-# half the machine: PyTorch's ops measured 1.5-2.3x slower right after a minifft round than
-# after a pause, minifft's forward 1.2x slower after a PyTorch round.
+# Seconds of idleness before each implementation's round on a CPU. Thread pools keep
+# spinning after their last call (OpenBLAS's workers for 2^28 cycles, ~0.1 s; libgomp's, under
+# PyTorch, for a while too), and on 2 cores the spinning threads of the library that ran just
+# before took half the machine: PyTorch's ops measured 1.5-2.3x slower right after a minifft
+# round than after a pause, minifft's forward 1.2x slower after a PyTorch round. A GPU's
+# rounds are synchronised and need no pause.
 IDLE_GAP = 0.25
 
 
-def measure(rounds, repeat, warmup, ops):
+def measure(rounds, repeat, warmup, ops, gap):
     """Runs every implementation's round in turn, ``warmup`` then ``repeat`` times, so that a
     machine whose speed drifts (a shared VM's does, by 2x over minutes) slows all alike, each
-    round after ``IDLE_GAP`` of idleness, as if it ran alone. Per implementation: the median
+    round after ``gap`` seconds of idleness, as if it ran alone. Per implementation: the median
     of each op and of their sum ('total'); per pair, the median of the per-round ratios
     ('vs')."""
     for _ in range(warmup):
         for run in rounds.values():
-            time.sleep(IDLE_GAP)
+            time.sleep(gap)
             run()
     samples = {name: [] for name in rounds}
     for _ in range(repeat):
         for name, run in rounds.items():
-            time.sleep(IDLE_GAP)
+            time.sleep(gap)
             t = run()
             t['total'] = sum(t[op] for op in ops)
             samples[name].append(t)
@@ -208,7 +209,8 @@ def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch):
         rounds['direct'] = layer_round(direct, xs, gs)
     if have_torch:
         rounds['torch'] = torch_round(xs[0], fft.weight, gs[0], stride, pad, args.device)
-    row.update(measure(rounds, args.repeat, args.warmup, ops))
+    row.update(measure(rounds, args.repeat, args.warmup, ops,
+                       IDLE_GAP if args.device == 'cpu' else 0))
     N = fft.fft_sizes(xs[0])[0]
     row['fft_size'] = N
     row['fft_plan'] = fft.plan(xs[0]).kind
