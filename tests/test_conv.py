@@ -15,6 +15,7 @@ CASES = [  # S, f, f', H, W, kH, kW, dH, dW, padH, padW
     (3, 2, 2, 13, 9, 3, 5, 3, 2, 2, 1),
     (2, 4, 5, 12, 12, 5, 5, 1, 1, 2, 2),
     (1, 1, 1, 6, 5, 1, 1, 2, 1, 0, 3),
+    (2, 10, 3, 6, 6, 3, 3, 1, 1, 1, 1),  # more input planes than fft_plans._FEW_PLANES
 ]
 
 
