@@ -39,7 +39,7 @@ class LineDFT:
             m = np.exp(sign * 2j * np.pi * (np.outer(k1, positions[sel] // N2) / self.N1
                                            + np.outer(k1, np.full(len(sel), r)) / N))
             m = m.T / N if inverse else m
-            self.groups.append((_rows(sel), xp.asarray(m, dtype)))
+            self.groups.append((span(sel), xp.asarray(m, dtype)))
 
     def __call__(self, a, out=None):
         """The transform of ``a`` ``(rows, C)``, written into ``out`` when given."""
@@ -63,15 +63,18 @@ class LineDFT:
         return res.reshape(self.N, C)
 
 
-def _rows(sel):
-    """Sorted row indices as a slice, so that selecting them is a view: every placement here
-    is linear in the row, so the rows of one residue class are evenly spaced."""
-    if len(sel) == 0:
+def span(positions):
+    """Evenly spaced indices (rising or falling) as a slice, so that selecting them is a view:
+    every placement and read-back of the plans is linear in the index, and so are the rows of
+    one residue class of it."""
+    p = [int(v) for v in positions]
+    if not p:
         return slice(0, 0)
-    step = int(sel[1] - sel[0]) if len(sel) > 1 else 1
-    if not np.array_equal(sel, np.arange(sel[0], sel[-1] + 1, step)):
-        raise AssertionError(f'rows {sel} are not evenly spaced')
-    return slice(int(sel[0]), int(sel[-1]) + 1, step)
+    step = p[1] - p[0] if len(p) > 1 else 1
+    if step == 0 or p != list(range(p[0], p[-1] + step, step)):
+        raise AssertionError(f'indices {p} are not evenly spaced')
+    stop = p[-1] + step
+    return slice(p[0], None if stop < 0 else stop, step)
 
 
 _FOUR_STEP_MIN = 96   # shorter lines: one GEMM was as fast (N = 64) or faster (N = 32)

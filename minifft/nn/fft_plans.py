@@ -28,10 +28,10 @@ Three plans:
   at the next fast length, batch first, then transposed: O(N log N) per line, for large maps.
 * ``TiledPlan``: overlap-save tiles, each a sample of an inner DFT plan.
 
-Every transform follows one pattern: along W, then a transpose to put the batch last, then
-along H, so the data is frequency-major without any separate reordering pass. ``make_plan``
-picks a plan by rule, or, with autotuning on, by timing the candidates once per geometry
-(autotune.py).
+The DFT plan's transforms follow one pattern: along W, then a transpose to put the batch
+last, then along H, so the data is frequency-major without any separate reordering pass (the
+FFT plan transposes each chunk of maps after its 2-D FFT). ``make_plan`` picks a plan by
+rule, or, with autotuning on, by timing the candidates once per geometry (autotune.py).
 """
 import numpy as np
 
@@ -276,8 +276,10 @@ class FFTPlan(DFTPlan):
 
     def _map_transforms(self, place_h, read_h, place_w, read_w):
         self.fft = backend.fft_for(self.xp)
-        self.place = {k: (_span(place_h[k]), _span(place_w[k])) for k in ('input', 'gradOutput')}
-        self.read = {k: (_span(read_h[k]), _span(read_w[k])) for k in ('output', 'gradInput')}
+        self.place = {k: (dft.span(place_h[k]), dft.span(place_w[k]))
+                      for k in ('input', 'gradOutput')}
+        self.read = {k: (dft.span(read_h[k]), dft.span(read_w[k]))
+                     for k in ('output', 'gradInput')}
 
     def _map_chunks(self, B, rows, whole=1):
         # on a GPU one launch over the whole batch beats cache-sized pieces
@@ -308,17 +310,6 @@ class FFTPlan(DFTPlan):
             return maps
         out[...] = maps
         return out
-
-
-def _span(positions):
-    """Evenly spaced positions (every map placement and read-back of the plans is linear in
-    the index) as a slice."""
-    p = [int(v) for v in positions]
-    step = p[1] - p[0] if len(p) > 1 else 1
-    if p != list(range(p[0], p[-1] + step, step)):
-        raise AssertionError(f'positions {p} are not evenly spaced')
-    stop = p[-1] + step
-    return slice(p[0], None if stop < 0 else stop, step)
 
 
 class TiledPlan:
