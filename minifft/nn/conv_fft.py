@@ -22,7 +22,8 @@ Memory: the cache holds X, K and D whole, ``8 * NH * (NW//2 + 1) * (S*f + f*f' +
 bytes in float32. The paper's formula ``4 n (n+1) (S f + S f' + f f')`` counts the same spectra
 at ``NH = NW = n``: the two agree to within ``(n+2)/(n+1)``, times ``(N/n)^2`` when the FFT
 plan rounds the transform size N up from the padded input size n (the DFT plan uses N = n).
-The DFT plan's workspace (the largest product's result, ``8 n (n/2+1) S max(f, f')``, kept
+The plans' workspace (the DFT plan's, which the FFT plan inherits: the largest product's
+result, ``8 n (n/2+1) S max(f, f')``, or the weight gradient's kH rows of taps if larger, kept
 across steps so that a step allocates nothing large) brings the total, ``fft_nbytes()``, within
 twice the paper's figure.
 """
