@@ -76,6 +76,16 @@ class DFTPlan:
         # lines as columns
         self.kernel_w = xp.asarray(dft.forward_matrix(place_w['kernel'], aw.N)[:aw.Q], self.cplx)
         self.taps_w = xp.asarray(dft.half_inverse_matrix(read_w['gradWeight'], aw.N), self.cplx)
+        # small kernels in one product with the 2-D DFT matrix instead of one axis at a time:
+        # up to 3x the flops, but no intermediate and no GEMM with a k-long inner dimension;
+        # the spectrum of 3x3 kernels is then written at memory speed (convnet L5: 24 -> 18
+        # ms). 7x7 kernels on 16 points (5x the flops) or 5x5 on 32 (4x) measured no faster.
+        F = ah.N * aw.Q
+        self.kernel_2d = None
+        if F * ah.k * aw.k <= 3 * (aw.Q * ah.k * aw.k + F * ah.k):
+            k2d = np.einsum('ua,vb->uvab', dft.forward_matrix(place_h['kernel'], ah.N),
+                            dft.forward_matrix(place_w['kernel'], aw.N)[:aw.Q])
+            self.kernel_2d = xp.asarray(k2d.reshape(F, -1), self.cplx)
         self._map_transforms(place_h, read_h, place_w, read_w)
         self._work = None
 
@@ -204,13 +214,17 @@ class DFTPlan:
         """The flipped kernel's spectrum ``(F, f', f)``, made once per weight and shared by
         ``output`` and ``grad_input``. (Each of them used to make it anew in cache-sized
         blocks; making it once measured 0.73-1.0x the time of the two operations on every
-        convnet layer, L1 most.) Along W all k taps at once, then along H."""
+        convnet layer, L1 most.) Along W all k taps at once, then along H, or for small
+        kernels in one product (``kernel_2d``)."""
         xp = self.xp
         g, f, kH, kW = w.shape
         F = self.NH * self.aw.Q
-        t = xp.matmul(self.kernel_w, xp.ascontiguousarray(
-            w.transpose(2, 3, 0, 1), dtype=self.cplx).reshape(kH, kW, g * f))
+        taps = xp.ascontiguousarray(w.transpose(2, 3, 0, 1), dtype=self.cplx)
         K = self._into(spare, (F, g, f))
+        if self.kernel_2d is not None:
+            xp.matmul(self.kernel_2d, taps.reshape(kH * kW, -1), out=K.reshape(F, -1))
+            return K
+        t = xp.matmul(self.kernel_w, taps.reshape(kH, kW, g * f))
         xp.matmul(self.kernel_h, t.reshape(kH, -1), out=K.reshape(self.NH, -1))
         return K
 
