@@ -41,14 +41,14 @@ class LineDFT:
             m = m.T / N if inverse else m
             self.groups.append((span(sel), xp.asarray(m, dtype)))
 
-    def __call__(self, a, out=None):
-        """The transform of ``a`` ``(rows, C)``, written into ``out`` when given."""
+    def __call__(self, a):
+        """The transform of ``a`` ``(rows, C)``."""
         if self.dense is not None:
-            return self.xp.matmul(self.dense, a, out=out)
+            return self.xp.matmul(self.dense, a)
         xp, N1, N2, C = self.xp, self.N1, self.N2, a.shape[1]
         if self.inverse:
             b = (self.across @ a.reshape(N2, -1)).reshape(N2, N1, C)
-            res = xp.empty((self.L, C), a.dtype) if out is None else out
+            res = xp.empty((self.L, C), a.dtype)
             for (rows, m), part in zip(self.groups, b):
                 xp.matmul(m, part, out=res[rows])
             return res
@@ -58,9 +58,7 @@ class LineDFT:
                 xp.matmul(m, a[rows], out=part)
             else:
                 part[...] = 0
-        res = self.xp.matmul(self.across, parts.reshape(N2, -1),
-                             out=None if out is None else out.reshape(N2, -1))
-        return res.reshape(self.N, C)
+        return self.xp.matmul(self.across, parts.reshape(N2, -1)).reshape(self.N, C)
 
 
 def span(positions):

@@ -28,10 +28,11 @@ Three plans:
   at the next fast length, batch first, then transposed: O(N log N) per line, for large maps.
 * ``TiledPlan``: overlap-save tiles, each a sample of an inner DFT plan.
 
-The DFT plan's transforms follow one pattern: along W, then a transpose to put the batch
-last, then along H, so the data is frequency-major without any separate reordering pass (the
-FFT plan transposes each chunk of maps after its 2-D FFT). ``make_plan`` picks a plan by
-rule, or, with autotuning on, by timing the candidates once per geometry (autotune.py).
+The DFT plan's transforms follow one pattern per chunk of maps: the pixels' rows put row
+index first (whole rows move), along W, along H, and each frequency's maps copied to their
+place in the frequency-major spectrum; the read-back is the same in reverse (the FFT plan
+transposes each chunk of maps after its 2-D FFT). ``make_plan`` picks a plan by rule, or,
+with autotuning on, by timing the candidates once per geometry (autotune.py).
 """
 import numpy as np
 
@@ -134,24 +135,23 @@ class DFTPlan:
         return [slice(i, min(i + step, B)) for i in range(0, B, step)]
 
     def _forward(self, a, kind, spare):
-        """Spectrum ``(F, B1, B2)`` of real maps ``a`` ``(B1, B2, Lh, Lw)``: along W (a real
-        GEMM whose output is interleaved complex), a transpose that puts the batch last, along
-        H, chunk of maps by chunk. Written into ``spare`` (a stale spectrum) where it fits."""
-        xp, Q = self.xp, self.aw.Q
+        """Spectrum ``(F, B1, B2)`` of real maps ``a`` ``(B1, B2, Lh, Lw)``, chunk of maps by
+        chunk: the chunk's rows of pixels put row-index first (whole rows move, a cheap
+        copy), along W (one real GEMM whose output is interleaved complex and already has
+        the maps between the rows and the frequencies), along H, and each frequency's maps
+        copied to their place in the spectrum. (Transposing the complex half-transformed
+        maps instead, element by element, made convnet L1's gradOutput spectrum 1.6x
+        slower.) Written into ``spare`` (a stale spectrum) where it fits."""
+        xp, NH, Q = self.xp, self.NH, self.aw.Q
         B1, B2, Lh, Lw = a.shape
-        maps = xp.ascontiguousarray(a).reshape(B1 * B2, Lh, Lw)
-        spec = self._into(spare, (self.NH * Q, B1 * B2))
-
-        def spectrum(m, out=None):
-            t = (m.reshape(-1, Lw) @ self.fwd_w[kind]).view(self.cplx)
-            return self.fwd_h[kind](dft.transpose(t.reshape(len(m), -1)).reshape(Lh, -1), out)
-
-        chunks = self._map_chunks(B1 * B2, Lh)
-        if len(chunks) == 1:
-            spectrum(maps, spec.reshape(self.NH, -1))
-        else:
-            for c in chunks:
-                spec[:, c] = spectrum(maps[c]).reshape(self.NH * Q, -1)
+        maps = a.reshape(B1 * B2, Lh, Lw)
+        spec = self._into(spare, (NH * Q, B1 * B2))
+        grid = spec.reshape(NH, Q, -1)
+        for c in self._map_chunks(B1 * B2, Lh):
+            rows = xp.ascontiguousarray(maps[c].transpose(1, 0, 2))         # (Lh, m, Lw)
+            t = (rows.reshape(-1, Lw) @ self.fwd_w[kind]).view(self.cplx)   # (Lh, m, Q)
+            z = self.fwd_h[kind](t.reshape(Lh, -1))                          # (NH, m Q)
+            grid[:, :, c] = z.reshape(NH, -1, Q).transpose(0, 2, 1)
         return spec.reshape(-1, B1, B2)
 
     def _inverse(self, z, kind, bias=None, transposed=False):
@@ -166,15 +166,15 @@ class DFTPlan:
         flat = out.reshape(B1 * B2, Rh, Rw)
         per_map = None if bias is None or transposed else self.xp.tile(bias, B1).reshape(-1, 1, 1)
         for c in self._map_chunks(B1 * B2, Rh, B2 if transposed else 1):
+            r = self._inverse_maps(z, c, kind)                               # (Rh, m, Rw)
             if transposed:
                 rows = slice(c.start // B2, c.stop // B2)
                 dst = out[:, rows]
-                dst[...] = self._inverse_maps(z, c, kind).reshape(-1, B2, Rh, Rw).transpose(
-                    1, 0, 2, 3)
+                dst[...] = r.reshape(Rh, -1, B2, Rw).transpose(2, 1, 0, 3)
                 if bias is not None:
                     dst += bias[rows].reshape(1, -1, 1, 1)
             else:
-                self._inverse_maps(z, c, kind, out=flat[c])
+                flat[c] = r.transpose(1, 0, 2)
                 if per_map is not None:
                     flat[c] += per_map[c]
         return out
@@ -182,19 +182,15 @@ class DFTPlan:
     def _read_shape(self, kind):
         return self.inv_h[kind].L, self.inv_w[kind].shape[1]
 
-    def _inverse_maps(self, z, c, kind, out=None):
-        """The maps ``c`` of a spectrum ``(F, B)`` read back, ``(len, Rh, Rw)``: along H,
-        a transpose that puts the maps first, along W (a real GEMM from interleaved complex)."""
-        xp, Q = self.xp, self.aw.Q
+    def _inverse_maps(self, z, c, kind):
+        """The maps ``c`` of a spectrum ``(F, B)`` read back, row index first, ``(Rh, m,
+        Rw)``: each frequency's maps gathered, along H, along W (a real GEMM from interleaved
+        complex), the reverse of ``_forward``."""
+        xp, NH, Q = self.xp, self.NH, self.aw.Q
         Rh, Rw = self._read_shape(kind)
-        whole = c.start == 0 and c.stop == z.shape[1]
-        part = z if whole else xp.ascontiguousarray(z[:, c])
-        u = self.inv_h[kind](part.reshape(self.NH, -1))
-        u = dft.transpose(u.reshape(Rh * Q, -1)).view(self.real)
-        if out is None:
-            out = xp.empty((c.stop - c.start, Rh, Rw), self.real)
-        xp.matmul(u.reshape(-1, 2 * Q), self.inv_w[kind], out=out.reshape(-1, Rw))
-        return out
+        part = xp.ascontiguousarray(z.reshape(NH, Q, -1)[:, :, c].transpose(0, 2, 1))
+        u = self.inv_h[kind](part.reshape(NH, -1)).view(self.real)           # (Rh, m, 2Q)
+        return (u.reshape(-1, 2 * Q) @ self.inv_w[kind]).reshape(Rh, -1, Rw)
 
     def _column_blocks(self, bytes_per_column):
         """Slices of the Q frequency columns, each block's products small enough to stay in
@@ -316,14 +312,11 @@ class FFTPlan(DFTPlan):
         rows, cols = self.read[kind]
         return len(range(self.NH)[rows]), len(range(self.NW)[cols])
 
-    def _inverse_maps(self, z, c, kind, out=None):
+    def _inverse_maps(self, z, c, kind):
         rows, cols = self.read[kind]
         part = dft.transpose(z[:, c]).reshape(-1, self.NH, self.aw.Q)
         maps = self.fft.irfftn(part, s=(self.NH, self.NW), axes=(1, 2))[:, rows, cols]
-        if out is None:
-            return maps
-        out[...] = maps
-        return out
+        return maps.transpose(1, 0, 2)
 
 
 class TiledPlan:
