@@ -176,6 +176,35 @@ def test_batch_normalization(spatial, rng, xp, device):
     _check_grads(layer, _to(xp, x))
 
 
+@pytest.mark.parametrize('affine', [True, False])
+@pytest.mark.parametrize('train', [True, False])
+def test_batch_normalization_backward_equals_its_two_operations(affine, train, rng):
+    """backward shares its sums over gradOutput between the two gradients (as Torch7's does);
+    the results must be those of updateGradInput and accGradParameters called alone."""
+    layer = nn.SpatialBatchNormalization(3, affine=affine).double()
+    if affine:
+        layer.weight[...] = rng.standard_normal(3)
+    x = rng.standard_normal((4, 3, 5, 2)) * 2 + 1
+    layer.forward(x)
+    if not train:
+        layer.evaluate()
+        layer.forward(x)
+    go = rng.standard_normal(x.shape)
+    layer.zeroGradParameters()
+    gi = layer.backward(x, go, 0.5).copy()
+    grads = [g.copy() for g in layer.parameters()[1]]
+    layer.zeroGradParameters()
+    assert rel_err(layer.updateGradInput(x, go), gi) < 1e-14
+    layer.accGradParameters(x, go, 0.5)
+    for a, b in zip(layer.parameters()[1], grads):
+        assert rel_err(a, b) < 1e-14
+    layer.gradInputNeeded = False
+    layer.zeroGradParameters()
+    assert layer.backward(x, go, 0.5) is None
+    for a, b in zip(layer.parameters()[1], grads):
+        assert rel_err(a, b) < 1e-14
+
+
 def test_batch_normalization_without_affine(rng):
     layer = nn.BatchNormalization(3, affine=False).double()
     assert layer.parameters() == ([], [])

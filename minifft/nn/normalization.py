@@ -2,7 +2,8 @@
 import numpy as np
 
 from .. import backend
-from .module import Module, as_image_batch, check_dims, check_grad_output, check_size
+from .module import (Module, as_image_batch, check_dims, check_float_array, check_grad_output,
+                     check_size)
 
 
 class BatchNormalization(Module):
@@ -80,29 +81,51 @@ class BatchNormalization(Module):
         self.output = y.reshape(input.shape)
         return self.output
 
+    def _grad_sums(self, g):
+        """Per feature: the sum of gradOutput and its dot product with the normalised input,
+        what both the input's and the parameters' gradients are made of."""
+        return self._sum(g), self._dot(g, self._xhat)
+
+    def _grad_input(self, g, sums):
+        scale = self.save_std if not self.affine else self.save_std * self.weight
+        if not self.train:
+            return g * scale.reshape(1, -1, 1)
+        # d/dx of normalising by the batch's own statistics
+        count = g.size // self.nOutput
+        gm, gx = (s.reshape(1, -1, 1) / count for s in sums)
+        gi = self._xhat * gx
+        backend.get_array_module(g).subtract(g, gi, out=gi)
+        gi -= gm
+        gi *= scale.reshape(1, -1, 1)
+        return gi
+
+    def _acc(self, sums, scale):
+        self.gradWeight += scale * sums[1]
+        self.gradBias += scale * sums[0]
+
     def updateGradInput(self, input, gradOutput):
         check_grad_output(self, gradOutput)
         g = self._as_batch(gradOutput)
-        scale = self.save_std if not self.affine else self.save_std * self.weight
-        if self.train:
-            # d/dx of normalising by the batch's own statistics
-            count = g.size // self.nOutput
-            gm = self._sum(g) / count
-            gx = self._dot(g, self._xhat) / count
-            gi = g - gm.reshape(1, -1, 1)
-            gi -= self._xhat * gx.reshape(1, -1, 1)
-            gi *= scale.reshape(1, -1, 1)
-        else:
-            gi = g * scale.reshape(1, -1, 1)
-        self.gradInput = gi.reshape(input.shape)
+        self.gradInput = self._grad_input(g, self._grad_sums(g) if self.train else None
+                                          ).reshape(input.shape)
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput, scale=1):
-        if not self.affine:
-            return
+        if self.affine:
+            self._acc(self._grad_sums(self._as_batch(gradOutput)), scale)
+
+    def backward(self, input, gradOutput, scale=1):
+        """Both gradients from one set of sums over gradOutput, as Torch7's
+        BatchNormalization.backward does (the two operations alone take a pass each)."""
+        check_float_array(self, gradOutput, 'gradOutput', finite=False)
+        check_grad_output(self, gradOutput)
         g = self._as_batch(gradOutput)
-        self.gradWeight += scale * self._dot(g, self._xhat)
-        self.gradBias += scale * self._sum(g)
+        sums = self._grad_sums(g) if self.train or self.affine else None
+        self.gradInput = (self._grad_input(g, sums).reshape(input.shape)
+                          if self.gradInputNeeded else None)
+        if self.affine:
+            self._acc(sums, scale)
+        return self.gradInput
 
     def extra_repr(self):
         return f'{self.nOutput}' + ('' if self.affine else ', affine=False')
