@@ -175,6 +175,25 @@ def memory_stats():
     return {'pool_used_bytes': int(pool.used_bytes()), 'pool_total_bytes': int(pool.total_bytes())}
 
 
+def keep_host_memory():
+    """Have glibc's malloc serve every host array from its heap and keep freed memory there,
+    for a process that allocates arrays of the same sizes step after step (training, the
+    benchmark). By default arrays of 32 MiB and more are mapped afresh and unmapped when
+    freed, so every step pays the kernel to fault in and zero their pages again: 3,500 faults
+    and 37-49 ms of system time per step of imagenet_small at batch 64 here (543 -> 500 ms a
+    step with this; peak memory 787 -> 820 MB). Process-wide, so the scripts call it, not the
+    library. Returns False where the C library has no ``mallopt`` (not glibc)."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
+
+
 def synchronize():
     """Wait for the GPU's queued work (a no-op on the CPU); timers need it."""
     if cupy is not None and gpu_available():

@@ -360,4 +360,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    backend.keep_host_memory()  # as train.py does (PyTorch's tensors come from malloc too)
     sys.exit(main())

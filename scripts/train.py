@@ -245,4 +245,5 @@ def run(args, comm):
 
 
 if __name__ == '__main__':
+    backend.keep_host_memory()  # arrays of the same sizes every step: no page faults for them
     sys.exit(main())

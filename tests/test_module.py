@@ -1,5 +1,9 @@
 """The Module contract, containers, criterions, SGD and the errors for bad input."""
+import os
 import pickle
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -346,3 +350,30 @@ def test_first_layer_can_skip_its_input_gradient(rng):
     net.zeroGradParameters()
     assert net.backward(x, go) is None and net.get(0).gradInput is None
     assert all(np.array_equal(a, b) for a, b in zip(net.parameters()[1], grads))
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc malloc tuning')
+def test_keep_host_memory_stops_page_faults_for_repeated_large_arrays():
+    """In a fresh process (the setting is process-wide): after keep_host_memory, an array of
+    64 MiB allocated again after being freed reuses the same pages instead of faulting in new
+    ones."""
+    code = textwrap.dedent('''
+        import resource, sys
+        import numpy as np
+        from minifft import backend
+        def faults(n=3):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            for _ in range(n):
+                np.ones(16 << 20, np.float32)  # 64 MiB, written, then freed
+            return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        default = faults()
+        assert backend.keep_host_memory() is True
+        faults(1)  # the heap grows once
+        kept = faults()
+        print(default, kept)
+        sys.exit(0 if default > 1000 and kept < 100 else 1)
+    ''')
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=root,
+                       env={**os.environ, 'PYTHONPATH': root})
+    assert r.returncode == 0, r.stdout + r.stderr
