@@ -20,7 +20,9 @@ import os
 import sys
 import time
 
-import numpy as np
+os.environ.setdefault('OPENBLAS_THREAD_TIMEOUT', '20')  # as train.py runs (see there)
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -219,3 +219,51 @@ def test_batch_normalization_without_affine(rng):
 def test_batch_normalization_needs_more_than_one_value():
     with pytest.raises(ValueError, match='more than one value'):
         nn.BatchNormalization(3).forward(np.ones((1, 3), np.float32))
+
+
+@pytest.mark.parametrize('make', [
+    nn.ReLU,
+    lambda: nn.SpatialBatchNormalization(3),
+    lambda: nn.SpatialBatchNormalization(3).evaluate(),
+    lambda: nn.SpatialBatchNormalization(3, affine=False),
+    lambda: nn.BatchNormalization(30),
+    lambda: nn.SpatialMaxPooling(2, 2, 2, 2),
+    lambda: nn.SpatialMaxPooling(3, 3, 2, 2, 1, 1).ceil(),
+], ids=['relu', 'bn', 'bn-eval', 'bn-no-affine', 'bn-1d', 'maxpool', 'maxpool-overlap'])
+def test_layers_in_parts_equal_whole(make, rng, monkeypatch):
+    """Elementwise layers run part of the batch by part on the CPU's threads (parallel.py);
+    cut into parts of one sample, they must give what they give in one piece."""
+    from minifft import parallel
+    x = rng.standard_normal((7, 30) if type(make()) is nn.BatchNormalization else (7, 3, 6, 5))
+    go = None
+    results = []
+    for part_bytes, threads in ((1 << 30, 1), (64, 3)):
+        monkeypatch.setattr(parallel, '_PART_BYTES', part_bytes)
+        previous = parallel.set_threads(threads)
+        try:
+            layer = make().double()
+            if isinstance(layer, nn.BatchNormalization) and not layer.train:
+                layer.running_mean[...] = 0.3
+                layer.running_var[...] = 2.0
+            y = layer.forward(x).copy()
+            go = rng.standard_normal(y.shape) if go is None else go
+            layer.zeroGradParameters()
+            gi = layer.backward(x, go).copy()
+            results.append([y, gi] + [g.copy() for g in layer.parameters()[1]])
+        finally:
+            parallel.set_threads(previous)
+    for a, b in zip(*results):
+        assert rel_err(a, b) < 1e-13
+
+
+def test_each_part():
+    from minifft import parallel
+    a = np.arange(40 * 1024 * 16, dtype=np.float64).reshape(40, -1)     # 5 MiB: in parts
+    parts = parallel.each_part(lambda p, q: (p[:, 0].copy(), q.shape[0]), a, a[:, :3])
+    assert len(parts) > 1
+    assert np.array_equal(np.concatenate([p[0] for p in parts]), a[:, 0])
+    assert sum(p[1] for p in parts) == 40
+    small = np.ones((3, 4))
+    assert parallel.each_part(lambda p: p is small, small) == [True]   # whole, no copy
+    with pytest.raises(ValueError, match='threads must be at least 1'):
+        parallel.set_threads(0)

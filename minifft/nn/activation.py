@@ -1,5 +1,6 @@
 """Pointwise activations, the softmax family and Identity."""
 from .. import backend
+from ..parallel import each_part
 from .module import Module, check_dims, check_grad_output
 
 
@@ -15,12 +16,17 @@ class Identity(Module):
 
 class ReLU(Module):
     def updateOutput(self, input):
-        self.output = backend.get_array_module(input).maximum(input, 0)
+        xp = backend.get_array_module(input)
+        self.output = xp.empty_like(input)
+        each_part(lambda x, y: xp.maximum(x, 0, out=y), input, self.output)
         return self.output
 
     def updateGradInput(self, input, gradOutput):
         check_grad_output(self, gradOutput)
-        self.gradInput = gradOutput * (input > 0)
+        xp = backend.get_array_module(gradOutput)
+        self.gradInput = xp.empty_like(gradOutput)
+        each_part(lambda g, x, gi: xp.multiply(g, x > 0, out=gi), gradOutput, input,
+                  self.gradInput)
         return self.gradInput
 
 

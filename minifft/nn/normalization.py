@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import backend
+from ..parallel import each_part
 from .module import (Module, as_image_batch, check_dims, check_float_array, check_grad_output,
                      check_size)
 
@@ -42,25 +43,27 @@ class BatchNormalization(Module):
         return input.reshape(input.shape[0], self.nOutput, 1)
 
     @staticmethod
-    def _sum(a):
-        return a.sum(axis=2).sum(axis=0)
+    def _per_feature(v):
+        return v.reshape(1, -1, 1)
 
     @staticmethod
-    def _dot(a, b):
-        """Per-feature sum of a * b without a temporary of the input's size."""
-        return backend.get_array_module(a).einsum('scl,scl->c', a, b)
+    def _sum(a):
+        return sum(each_part(lambda p: p.sum(axis=2).sum(axis=0), a))
 
     def updateOutput(self, input):
         x = self._as_batch(input)
         xp = backend.get_array_module(x)
         count = x.size // self.nOutput
+        xc = xp.empty(x.shape, x.dtype)  # x centred, then normalised: kept for the gradients
         if self.train:
             if count < 2:
                 raise ValueError(f'{self.name()}: training needs more than one value per '
                                  f'feature, got input shape {tuple(input.shape)}')
             mean = self._sum(x) / count
-            xc = x - mean.reshape(1, -1, 1)
-            var = self._dot(xc, xc) / count
+            centre = self._per_feature(mean)
+            # centred part by part, each part's squares summed while it is in cache
+            var = sum(each_part(lambda p, q: xp.einsum('scl,scl->c', xp.subtract(
+                p, centre, out=q), q), x, xc)) / count
             m = self.momentum
             self.running_mean *= 1 - m
             self.running_mean += m * mean.astype(self.running_mean.dtype)
@@ -68,35 +71,53 @@ class BatchNormalization(Module):
             self.running_var += m * (var * count / (count - 1)).astype(self.running_var.dtype)
         else:
             mean, var = self.running_mean.astype(x.dtype), self.running_var
-            xc = x - mean.reshape(1, -1, 1)
+            centre = self._per_feature(mean)
+            each_part(lambda p, q: xp.subtract(p, centre, out=q), x, xc)
         self.save_mean = mean.astype(x.dtype)
         self.save_std = (1 / xp.sqrt(var + self.eps)).astype(x.dtype)
-        xc *= self.save_std.reshape(1, -1, 1)
+        std = self._per_feature(self.save_std)
+        w, b = ((self._per_feature(self.weight), self._per_feature(self.bias)) if self.affine
+                else (None, None))
+        y = xp.empty_like(xc)
+
+        def normalise(q, r):
+            q *= std
+            if w is None:
+                r[...] = q
+            else:
+                xp.multiply(q, w, out=r)
+                r += b
+        each_part(normalise, xc, y)
         self._xhat = xc
-        if self.affine:
-            y = xc * self.weight.reshape(1, -1, 1)
-            y += self.bias.reshape(1, -1, 1)
-        else:
-            y = xc.copy()
         self.output = y.reshape(input.shape)
         return self.output
 
     def _grad_sums(self, g):
         """Per feature: the sum of gradOutput and its dot product with the normalised input,
-        what both the input's and the parameters' gradients are made of."""
-        return self._sum(g), self._dot(g, self._xhat)
+        what both the input's and the parameters' gradients are made of (one pass)."""
+        xp = backend.get_array_module(g)
+        parts = each_part(lambda p, h: (p.sum(axis=2).sum(axis=0),
+                                        xp.einsum('scl,scl->c', p, h)), g, self._xhat)
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
     def _grad_input(self, g, sums):
-        scale = self.save_std if not self.affine else self.save_std * self.weight
+        xp = backend.get_array_module(g)
+        scale = self._per_feature(self.save_std if not self.affine
+                                  else self.save_std * self.weight)
+        gi = xp.empty(g.shape, g.dtype)
         if not self.train:
-            return g * scale.reshape(1, -1, 1)
+            each_part(lambda p, r: xp.multiply(p, scale, out=r), g, gi)
+            return gi
         # d/dx of normalising by the batch's own statistics
         count = g.size // self.nOutput
-        gm, gx = (s.reshape(1, -1, 1) / count for s in sums)
-        gi = self._xhat * gx
-        backend.get_array_module(g).subtract(g, gi, out=gi)
-        gi -= gm
-        gi *= scale.reshape(1, -1, 1)
+        gm, gx = (self._per_feature(s) / count for s in sums)
+
+        def part(p, h, r):
+            xp.multiply(h, gx, out=r)
+            xp.subtract(p, r, out=r)
+            r -= gm
+            r *= scale
+        each_part(part, g, self._xhat, gi)
         return gi
 
     def _acc(self, sums, scale):

@@ -1,11 +1,13 @@
 """Spatial max and average pooling with Torch's padding and ceil() options.
 
-Both loop over the kH*kW window offsets, each step a strided slice of the whole batch: the same
-code runs on NumPy and CuPy, and the loop is short (a window has a few taps).
+Both loop over the kH*kW window offsets, each step a strided slice of the batch: the same code
+runs on NumPy and CuPy, and the loop is short (a window has a few taps). Max pooling does it
+part of the batch by part on the CPU's threads (minifft/parallel.py).
 """
 import math
 
 from .. import backend
+from ..parallel import each_part
 from .module import Module, as_image_batch, check_grad_output
 
 
@@ -83,15 +85,20 @@ class SpatialMaxPooling(_SpatialPooling):
         x, oH, oW, pH, pW = self._geometry(input)
         xp = backend.get_array_module(x)
         buf = self._padded(x, pH, pW, -xp.inf)
-        out = self._window(buf, 0, 0, oH, oW).copy()
-        self._argmax = xp.zeros(out.shape, dtype=xp.uint8 if self.kH * self.kW < 256
+        out = xp.empty(x.shape[:2] + (oH, oW), x.dtype)
+        self._argmax = xp.empty(out.shape, dtype=xp.uint8 if self.kH * self.kW < 256
                                 else xp.int32)
-        for i, (u, v) in enumerate(self._windows()[1:], 1):
-            win = self._window(buf, u, v, oH, oW)
-            better = (win > out).astype(self._argmax.dtype)  # strict: first maximum wins
-            # argmax = i where better: arithmetic on small ints is far cheaper than a masked copy
-            self._argmax += better * (i - self._argmax)
-            xp.maximum(out, win, out=out)
+
+        def part(b, o, arg):
+            o[...] = self._window(b, 0, 0, oH, oW)
+            arg[...] = 0
+            for i, (u, v) in enumerate(self._windows()[1:], 1):
+                win = self._window(b, u, v, oH, oW)
+                better = (win > o).astype(arg.dtype)  # strict: first maximum wins
+                # arg = i where better: arithmetic on small ints is far cheaper than a masked copy
+                arg += better * (i - arg)
+                xp.maximum(o, win, out=o)
+        each_part(part, buf, out, self._argmax)
         self.output = out.reshape(out.shape[1:]) if input.ndim == 3 else out
         return self.output
 
@@ -100,17 +107,20 @@ class SpatialMaxPooling(_SpatialPooling):
         x, oH, oW, pH, pW = self._geometry(input)
         xp = backend.get_array_module(x)
         g = gradOutput.reshape(self._argmax.shape)
-        buf = xp.zeros((x.shape[0], x.shape[1], pH, pW), dtype=x.dtype)
+        buf = xp.empty((x.shape[0], x.shape[1], pH, pW), dtype=x.dtype)
         disjoint = self.kH <= self.dH and self.kW <= self.dW
-        for i, (u, v) in enumerate(self._windows()):
-            win = self._window(buf, u, v, oH, oW)
-            if disjoint:  # each input pixel is in one window: write, don't accumulate
-                xp.multiply(g, self._argmax == i, out=win)
-            else:
-                win += g * (self._argmax == i)
+
+        def part(b, gp, arg):
+            b[...] = 0
+            for i, (u, v) in enumerate(self._windows()):
+                win = self._window(b, u, v, oH, oW)
+                if disjoint:  # each input pixel is in one window: write, don't accumulate
+                    xp.multiply(gp, arg == i, out=win)
+                else:
+                    win += gp * (arg == i)
+        each_part(part, buf, g, self._argmax)
         self.gradInput = self._unpad(buf, x, input)
         return self.gradInput
-
 
 
 class SpatialAveragePooling(_SpatialPooling):
