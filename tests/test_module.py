@@ -356,7 +356,8 @@ def test_first_layer_can_skip_its_input_gradient(rng):
 def test_keep_host_memory_stops_page_faults_for_repeated_large_arrays():
     """In a fresh process (the setting is process-wide): after keep_host_memory, an array of
     64 MiB allocated again after being freed reuses the same pages instead of faulting in new
-    ones."""
+    ones. (How many faults a fresh array costs depends on whether the kernel gives NumPy huge
+    pages: 1,600 for three here, or a few dozen.)"""
     code = textwrap.dedent('''
         import resource, sys
         import numpy as np
@@ -371,7 +372,7 @@ def test_keep_host_memory_stops_page_faults_for_repeated_large_arrays():
         faults(1)  # the heap grows once
         kept = faults()
         print(default, kept)
-        sys.exit(0 if default > 1000 and kept < 100 else 1)
+        sys.exit(0 if default >= 3 and kept <= default // 10 else 1)  # huge pages: fewer faults
     ''')
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=root,
