@@ -79,7 +79,7 @@ class DFTPlan:
         self.taps_w = xp.asarray(dft.half_inverse_matrix(read_w['gradWeight'], aw.N), self.cplx)
         # small kernels in one product with the 2-D DFT matrix instead of one axis at a time:
         # up to 3x the flops, but no intermediate and no GEMM with a k-long inner dimension;
-        # the spectrum of 3x3 kernels is then written at memory speed (convnet L5: 24 -> 18
+        # the spectrum of 3x3 kernels is then written at memory speed (convnet L5: 29 -> 24
         # ms). 7x7 kernels on 16 points (5x the flops) or 5x5 on 32 (4x) measured no faster.
         F = ah.N * aw.Q
         self.kernel_2d = None
