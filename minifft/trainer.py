@@ -20,6 +20,29 @@ class NonFiniteLoss(RuntimeError):
         self.epoch, self.step = epoch, step
 
 
+_stop = {'requested': False}
+
+
+def on_interrupt(signum=None, frame=None):
+    """A SIGINT handler for training scripts: Ctrl-C raises KeyboardInterrupt, as Python's own
+    does, and is also remembered, so that the loops below raise it again after the batch
+    in hand. Python prints and drops an exception raised while the main thread runs a weakref
+    callback (the data loader's thread pools end every epoch, and their threads' cleanup runs
+    one): with the default handler a Ctrl-C that came at that moment was lost and training
+    went on."""
+    _stop['requested'] = True
+    raise KeyboardInterrupt
+
+
+def clear_interrupt():
+    _stop['requested'] = False
+
+
+def _raise_if_interrupted():
+    if _stop['requested']:
+        raise KeyboardInterrupt
+
+
 def topk_correct(scores, labels, ks=(1, 5)):
     """Number of samples whose label is among the k highest scores, for each k (device arrays)."""
     xp = backend.get_array_module(scores)
@@ -95,6 +118,7 @@ def train_epoch(model, criterion, optimizer, loader, epoch, max_steps=None, prog
             bar.set_postfix(loss=f'{stats["loss"]:.3f}', top1=f'{stats["top1"]:.3f}',
                             img_s=f'{meter.count / elapsed:.0f}', refresh=False)
         bar.update(1)
+        _raise_if_interrupted()
     bar.close()
     backend.synchronize()
     seconds = time.perf_counter() - start
@@ -110,4 +134,5 @@ def evaluate(model, criterion, loader, progress=True, comm=Single()):
                      mininterval=1.0):
         scores = model.forward(x)
         meter.add(criterion.updateOutput(scores, y), scores, y)
+        _raise_if_interrupted()
     return meter.read(comm)

@@ -11,7 +11,9 @@ import csv
 import datetime
 import io
 import os
+import signal
 import sys
+import threading
 
 # OpenBLAS's workers spin for ~0.1 s after each GEMM (2^28 cycles), holding a core that the
 # elementwise layers between the GEMMs want (they run on every core, minifft/parallel.py): a
@@ -138,6 +140,9 @@ def main(argv=None):
     args = parse_args(argv)
     comm = distributed.communicator(args.distributed)
     previous = nn.autotune.enable(args.autotune and comm.world == 1)
+    trainer.clear_interrupt()
+    handler = signal.signal(signal.SIGINT, trainer.on_interrupt) if (
+        threading.current_thread() is threading.main_thread()) else None
     try:
         return run(args, comm)
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:
@@ -151,6 +156,8 @@ def main(argv=None):
         raise
     finally:
         nn.autotune.enable(previous)
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
 
 
 def run(args, comm):

@@ -229,3 +229,27 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(setup, tmp_path):
     assert 'interrupted during epoch' in err and 'Traceback' not in err
     meta = checkpoint.read_meta(str(out / 'checkpoint.h5'))
     assert meta['extra']['interrupted'] is True and meta['epoch'] >= 1
+
+
+@pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')  # the drop itself
+def test_ctrl_c_dropped_by_a_weakref_callback_still_stops_the_loops():
+    """Python prints and drops a KeyboardInterrupt raised while a weakref callback runs; the
+    trainer's SIGINT handler remembers it, and the loops raise it again after the batch."""
+    import weakref
+    from minifft import trainer
+
+    class Thing:
+        pass
+    model = nn.Sequential(nn.Linear(4, 2))
+    batches = [(np.zeros((2, 4), np.float32), np.array([0, 1]))] * 3
+    trainer.clear_interrupt()
+    assert trainer.evaluate(model, nn.CrossEntropyCriterion(), batches, progress=False)
+    thing = Thing()
+    ref = weakref.ref(thing, lambda r: trainer.on_interrupt())
+    del thing  # the callback's KeyboardInterrupt is printed and dropped here
+    assert ref() is None
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.evaluate(model, nn.CrossEntropyCriterion(), batches, progress=False)
+    finally:
+        trainer.clear_interrupt()
