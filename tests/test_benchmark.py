@@ -25,7 +25,8 @@ def test_quick_suite_writes_json_and_plot(tmp_path):
             assert set(row[impl]) >= {'updateOutput', 'updateGradInput', 'accGradParameters',
                                       'total'}
             assert all(v > 0 for v in row[impl].values())
-        assert row['fft_plan'] in ('dft', 'fft') and row['fft_bytes'] > 0
+        # autotuned: any plan may win where timings are close
+        assert row['fft_plan'] in ('dft', 'fft', 'tiled') and row['fft_bytes'] > 0
         assert row['flops_direct'] > 0 and row['paper_memory_bytes'] > 0
     assert png.stat().st_size > 0
 
