@@ -1,8 +1,8 @@
 """Spatial max and average pooling with Torch's padding and ceil() options.
 
-Both loop over the kH*kW window offsets, each step a strided slice of the batch: the same code
-runs on NumPy and CuPy, and the loop is short (a window has a few taps). Max pooling does it
-part of the batch by part on the CPU's threads (minifft/parallel.py).
+Max pooling loops over the kH*kW window offsets, each step a strided slice of the batch, part
+of the batch by part on the CPU's threads (minifft/parallel.py); average pooling reduces a
+strided view of all windows at once (``_all_windows``). The same code runs on NumPy and CuPy.
 """
 import math
 
@@ -151,7 +151,7 @@ class SpatialAveragePooling(_SpatialPooling):
             counted[:, :, :H + 2 * self.padH, :W + 2 * self.padW] = 1
         else:
             counted[:, :, self.padH:self.padH + H, self.padW:self.padW + W] = 1
-        return sum(self._window(counted, u, v, oH, oW) for u, v in self._windows())
+        return self._all_windows(counted, oH, oW).sum(axis=(4, 5))
 
     def updateOutput(self, input):
         x, oH, oW, pH, pW = self._geometry(input)
