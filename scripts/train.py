@@ -156,6 +156,7 @@ def main(argv=None):
         raise
     finally:
         nn.autotune.enable(previous)
+        trainer.clear_interrupt()  # handled: a later loop in this process must not see it
         if handler is not None:
             signal.signal(signal.SIGINT, handler)
 
