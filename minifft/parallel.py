@@ -37,7 +37,8 @@ def each_part(fn, *arrays):
     """``[fn(*parts) ...]``: ``fn`` over slices of ``arrays`` along axis 0, in order, the
     slices of all arrays alike (they must share their first dimension). On NumPy arrays of a
     few megabytes or more the parts run on the pool's threads; otherwise ``fn(*arrays)`` runs
-    once, on the calling thread."""
+    once, on the calling thread. ``fn`` must not call ``each_part`` itself: a part waiting
+    for parts queued behind it on the same pool would wait for ever."""
     a = arrays[0]
     n = a.shape[0] if a.ndim else 0
     if (threads() == 1 or not isinstance(a, np.ndarray) or n < 2
