@@ -179,10 +179,11 @@ def keep_host_memory():
     """Have glibc's malloc serve every host array from its heap and keep freed memory there,
     for a process that allocates arrays of the same sizes step after step (training, the
     benchmark). By default arrays of 32 MiB and more are mapped afresh and unmapped when
-    freed, so every step pays the kernel to fault in and zero their pages again: 3,500 faults
-    and 37-49 ms of system time per step of imagenet_small at batch 64 here (543 -> 500 ms a
-    step with this; peak memory 787 -> 820 MB). Process-wide, so the scripts call it, not the
-    library. Returns False where the C library has no ``mallopt`` (not glibc)."""
+    freed, so every step pays the kernel to fault in and zero their pages again: 2,700
+    faults and 41-45 ms of system time per training step of imagenet_small at batch 64 here
+    (a step 753/678 -> 657/623 ms with this; peak memory 787 -> 820 MB). Process-wide, so the
+    scripts call it, not the library. Returns False where the C library has no ``mallopt``
+    (not glibc)."""
     import ctypes
     import ctypes.util
     try:

@@ -17,8 +17,8 @@ import threading
 
 # OpenBLAS's workers spin for ~0.1 s after each GEMM (2^28 cycles), holding a core that the
 # elementwise layers between the GEMMs want (they run on every core, minifft/parallel.py): a
-# step of imagenet_small at batch 64 took 581-588 ms so, 490-520 ms with 2^20 cycles. OpenBLAS
-# reads this when NumPy loads it, hence before the first import of NumPy.
+# training step of imagenet_small at batch 64 took 608/609 ms so, 513/575 ms with 2^20 cycles.
+# OpenBLAS reads this when NumPy loads it, hence before the first import of NumPy.
 os.environ.setdefault('OPENBLAS_THREAD_TIMEOUT', '20')
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
