@@ -70,12 +70,14 @@ class DFTPlan:
         self.real = real
         place_h, read_h = dft.positions(ah)
         place_w, read_w = dft.positions(aw)
-        self.kernel_h = xp.asarray(dft.forward_matrix(place_h['kernel'], ah.N), self.cplx)
+        kernel_h = dft.forward_matrix(place_h['kernel'], ah.N)
+        kernel_w = dft.forward_matrix(place_w['kernel'], aw.N)[:aw.Q]
+        self.kernel_h = xp.asarray(kernel_h, self.cplx)
         self.taps_h = xp.asarray(dft.inverse_matrix(read_h['gradWeight'], ah.N), self.cplx)
         # kernels and the weight gradient's taps go along W (k values a line: a GEMM with k
         # columns runs at a fraction of the machine's speed) as complex GEMMs with all the
         # lines as columns
-        self.kernel_w = xp.asarray(dft.forward_matrix(place_w['kernel'], aw.N)[:aw.Q], self.cplx)
+        self.kernel_w = xp.asarray(kernel_w, self.cplx)
         self.taps_w = xp.asarray(dft.half_inverse_matrix(read_w['gradWeight'], aw.N), self.cplx)
         # small kernels in one product with the 2-D DFT matrix instead of one axis at a time:
         # up to 3x the flops, but no intermediate and no GEMM with a k-long inner dimension;
@@ -84,9 +86,8 @@ class DFTPlan:
         F = ah.N * aw.Q
         self.kernel_2d = None
         if F * ah.k * aw.k <= 3 * (aw.Q * ah.k * aw.k + F * ah.k):
-            k2d = np.einsum('ua,vb->uvab', dft.forward_matrix(place_h['kernel'], ah.N),
-                            dft.forward_matrix(place_w['kernel'], aw.N)[:aw.Q])
-            self.kernel_2d = xp.asarray(k2d.reshape(F, -1), self.cplx)
+            k2d = np.einsum('ua,vb->uvab', kernel_h, kernel_w).reshape(F, -1)
+            self.kernel_2d = xp.asarray(k2d, self.cplx)
         self._map_transforms(place_h, read_h, place_w, read_w)
         self._work = None
 
