@@ -4,6 +4,7 @@ Every other module asks this one for the array module of its arrays
 (:func:`get_array_module`), for the FFT namespace that goes with it (:func:`fft_for`), and
 for moves between host and device. CuPy is optional: the package imports and runs without it.
 """
+import contextlib
 import os
 
 import numpy as np
@@ -193,6 +194,63 @@ def keep_host_memory():
         return False
     M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
+
+
+_blas = {'threads': None}   # (get, set) of each OpenBLAS loaded, once searched (_openblas)
+
+
+def _openblas():
+    """The thread-count functions of every OpenBLAS loaded in this process (NumPy's wheels
+    bundle one whose symbols carry a ``scipy_`` prefix and a ``64_`` suffix), found through
+    the libraries mapped into the process, as threadpoolctl does; empty elsewhere (another
+    BLAS, or not Linux). NumPy's is loaded with NumPy, before the first search."""
+    if _blas['threads'] is None:
+        import ctypes
+        try:
+            with open('/proc/self/maps') as maps:
+                paths = sorted({line.split()[-1] for line in maps
+                                if 'openblas' in line.split()[-1].rsplit('/', 1)[-1]})
+        except OSError:
+            paths = []
+        found = []
+        for path in paths:
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for prefix, suffix in (('scipy_', '64_'), ('scipy_', ''), ('', '64_'), ('', '')):
+                get = getattr(lib, f'{prefix}openblas_get_num_threads{suffix}', None)
+                put = getattr(lib, f'{prefix}openblas_set_num_threads{suffix}', None)
+                if get is not None and put is not None:
+                    get.restype, put.argtypes, put.restype = ctypes.c_int, [ctypes.c_int], None
+                    found.append((get, put))
+                    break
+        _blas['threads'] = found
+    return _blas['threads']
+
+
+def can_limit_blas_threads():
+    """Whether :func:`single_threaded_blas` can make the host BLAS single-threaded here."""
+    return bool(_openblas())
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Every host BLAS call runs on the calling thread while this is in force, process-wide:
+    for several threads that each run their own GEMMs (each OpenBLAS call otherwise shares
+    its work among all cores, and two such calls at once fight over them, 2x slower here).
+    OpenBLAS's per-thread setting changes the global one in its pthreads builds, so the
+    global one is set and restored. Without a BLAS it can control this does nothing; see
+    :func:`can_limit_blas_threads`."""
+    found = _openblas()
+    before = [get() for get, _ in found]
+    for _, put in found:
+        put(1)
+    try:
+        yield
+    finally:
+        for (_, put), n in zip(found, before):
+            put(n)
 
 
 def synchronize():

@@ -1,4 +1,5 @@
-"""Elementwise work on the CPU's cores, part of a batch by part.
+"""Work on the CPU's cores: elementwise layers part of a batch by part (``each_part``), and
+the FFT plans' chunks of maps and blocks of frequencies (``each``).
 
 NumPy's ufuncs and reductions run on one core, while BLAS and scipy.fft use them all: on the
 2-core development machine batch normalisation, pooling and ReLU took more than half of an
@@ -7,11 +8,17 @@ of about a megabyte and runs a function on each part in a pool of threads (NumPy
 GIL inside its loops). A part is small enough that a function doing several passes over it
 finds the data in cache after the first. CuPy arrays (one kernel per call already fills the
 GPU), and arrays too small to be worth it, go through the function whole.
+
+The FFT plans' chunks each run a few GEMMs too small to share among cores well, with copies
+between them that run on one core; ``each(..., blas=True)`` runs the chunks side by side,
+each thread with a single-threaded BLAS (backend.single_threaded_blas).
 """
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from . import backend
 
 _PART_BYTES = 1 << 20
 _state = {'pool': None, 'threads': int(os.environ.get('MINIFFT_THREADS', 0)) or os.cpu_count() or 1}
@@ -33,12 +40,29 @@ def set_threads(n):
     return previous
 
 
+def each(fn, items, blas=False):
+    """``[fn(item) for item in items]``, the items shared among the pool's threads. With
+    ``blas`` (``fn`` runs GEMMs) the host BLAS is single-threaded meanwhile, each thread
+    running its own GEMMs, and where it cannot be made so (not OpenBLAS) the items run in
+    turn on the calling thread, each GEMM on all cores. ``fn`` must not call ``each`` (or
+    ``each_part``) itself: an item waiting for items queued behind it on the same pool would
+    wait for ever."""
+    items = list(items)
+    if threads() == 1 or len(items) < 2 or (blas and not backend.can_limit_blas_threads()):
+        return [fn(item) for item in items]
+    if _state['pool'] is None:
+        _state['pool'] = ThreadPoolExecutor(threads(), thread_name_prefix='minifft')
+    if not blas:
+        return list(_state['pool'].map(fn, items))
+    with backend.single_threaded_blas():
+        return list(_state['pool'].map(fn, items))
+
+
 def each_part(fn, *arrays):
     """``[fn(*parts) ...]``: ``fn`` over slices of ``arrays`` along axis 0, in order, the
     slices of all arrays alike (they must share their first dimension). On NumPy arrays of a
-    few megabytes or more the parts run on the pool's threads; otherwise ``fn(*arrays)`` runs
-    once, on the calling thread. ``fn`` must not call ``each_part`` itself: a part waiting
-    for parts queued behind it on the same pool would wait for ever."""
+    few megabytes or more the parts run on the pool's threads (``each``); otherwise
+    ``fn(*arrays)`` runs once, on the calling thread."""
     a = arrays[0]
     n = a.shape[0] if a.ndim else 0
     if (threads() == 1 or not isinstance(a, np.ndarray) or n < 2
@@ -46,6 +70,4 @@ def each_part(fn, *arrays):
         return [fn(*arrays)]
     rows = max(1, n * _PART_BYTES // a.nbytes)
     parts = [slice(i, min(i + rows, n)) for i in range(0, n, rows)]
-    if _state['pool'] is None:
-        _state['pool'] = ThreadPoolExecutor(threads(), thread_name_prefix='minifft')
-    return list(_state['pool'].map(lambda s: fn(*(x[s] for x in arrays)), parts))
+    return each(lambda s: fn(*(x[s] for x in arrays)), parts)

@@ -407,17 +407,24 @@ def test_autotune_keeps_the_fastest_plan_per_geometry(rng, monkeypatch):
     assert not autotune.enabled()
 
 
+@pytest.mark.parametrize('threads', [1, 3])
 @pytest.mark.parametrize('case', CASES)
 @pytest.mark.parametrize('strategy', ['dft', 'fft'])
-def test_plans_in_blocks_and_chunks_of_one(strategy, case, rng, monkeypatch, device):
+def test_plans_in_blocks_and_chunks_of_one(strategy, case, threads, rng, monkeypatch, device):
     """Large layers go through the DFT and FFT plans in chunks of maps and blocks of
-    frequency columns; at one map and one column each, every slicing of the plan is used,
-    and the results are still the naive loop's."""
+    frequency columns, shared among threads on the CPU; at one map and one column each,
+    every slicing of the plan is used, and the results are still the naive loop's, on one
+    thread or several."""
+    from minifft import parallel
     from minifft.nn import fft_plans
     monkeypatch.setattr(fft_plans, '_BLOCK_BYTES', 1)
     monkeypatch.setattr(fft_plans, '_CHUNK_BYTES', 1)
-    layer, x = make(fft_with(strategy), case, np.float64, device, rng=rng)
-    _step_matches_naive_loop(layer, x, case, rng)
+    previous = parallel.set_threads(threads)
+    try:
+        layer, x = make(fft_with(strategy), case, np.float64, device, rng=rng)
+        _step_matches_naive_loop(layer, x, case, rng)
+    finally:
+        parallel.set_threads(previous)
 
 
 def test_autotune_skips_plans_that_do_not_fit(monkeypatch):

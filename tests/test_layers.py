@@ -267,3 +267,27 @@ def test_each_part():
     assert parallel.each_part(lambda p: p is small, small) == [True]   # whole, no copy
     with pytest.raises(ValueError, match='threads must be at least 1'):
         parallel.set_threads(0)
+
+
+def test_each_keeps_order_and_limits_blas_threads_meanwhile(monkeypatch):
+    """``each`` returns its results in the items' order; with ``blas`` the BLAS runs one
+    thread per call while the items run, and has its own thread count back afterwards, an
+    error included; where the BLAS cannot be limited, the items run on the calling thread."""
+    import threading
+    from minifft import backend, parallel
+    previous = parallel.set_threads(3)
+    try:
+        assert parallel.each(lambda i: i * i, range(20)) == [i * i for i in range(20)]
+        if backend.can_limit_blas_threads():
+            before = [get() for get, _ in backend._openblas()]
+            seen = parallel.each(lambda i: [get() for get, _ in backend._openblas()],
+                                 range(6), blas=True)
+            assert all(n == 1 for counts in seen for n in counts)
+            with pytest.raises(ZeroDivisionError):
+                parallel.each(lambda i: 1 // (i - 3), range(6), blas=True)
+            assert [get() for get, _ in backend._openblas()] == before
+        monkeypatch.setattr(backend, 'can_limit_blas_threads', lambda: False)
+        caller = threading.get_ident()
+        assert parallel.each(lambda i: threading.get_ident(), range(4), blas=True) == [caller] * 4
+    finally:
+        parallel.set_threads(previous)
