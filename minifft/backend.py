@@ -304,16 +304,20 @@ def _same_view(view, base, new_base):
 
 
 class _CPUFFT:
-    """scipy.fft, multithreaded and float32-native, with the names the layers use."""
+    """scipy.fft, multithreaded and float32-native, with the names the layers use;
+    ``workers`` overrides the default (all cores, or ``MINIFFT_FFT_WORKERS``) for callers
+    that run on several threads themselves."""
 
     def __init__(self):
         self.workers = int(os.environ.get('MINIFFT_FFT_WORKERS', 0)) or os.cpu_count() or 1
 
-    def rfftn(self, a, s, axes):
-        return scipy.fft.rfftn(a, s=s, axes=axes, workers=self.workers, overwrite_x=True)
+    def rfftn(self, a, s, axes, workers=None):
+        return scipy.fft.rfftn(a, s=s, axes=axes, workers=workers or self.workers,
+                               overwrite_x=True)
 
-    def irfftn(self, a, s, axes):
-        return scipy.fft.irfftn(a, s=s, axes=axes, workers=self.workers, overwrite_x=True)
+    def irfftn(self, a, s, axes, workers=None):
+        return scipy.fft.irfftn(a, s=s, axes=axes, workers=workers or self.workers,
+                                overwrite_x=True)
 
     next_fast_len = staticmethod(lambda n: scipy.fft.next_fast_len(n, real=True))
 
@@ -332,11 +336,11 @@ class _GPUFFT:
             cupy.fft.config.get_plan_cache().set_size(self.PLAN_CACHE_SIZE)
             self._sized = True
 
-    def rfftn(self, a, s, axes):
+    def rfftn(self, a, s, axes, workers=None):   # workers: host threads, none here
         self._size_cache()
         return _cupy_fft.rfftn(a, s=s, axes=axes, overwrite_x=True)
 
-    def irfftn(self, a, s, axes):
+    def irfftn(self, a, s, axes, workers=None):
         self._size_cache()
         return _cupy_fft.irfftn(a, s=s, axes=axes, overwrite_x=True)
 

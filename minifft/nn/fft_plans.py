@@ -329,12 +329,18 @@ class FFTPlan(DFTPlan):
         maps = xp.ascontiguousarray(a).reshape(B1 * B2, Lh, Lw)
         spec = self._into(spare, (NH * self.aw.Q, B1 * B2))
         rows, cols = self.place[kind]
-        for c in self._map_chunks(B1 * B2, NH):
+
+        def chunk(c):
             window = xp.zeros((c.stop - c.start, NH, NW), self.real)
             window[:, rows, cols] = maps[c]
-            z = self.fft.rfftn(window, s=(NH, NW), axes=(1, 2))
+            z = self.fft.rfftn(window, s=(NH, NW), axes=(1, 2), workers=self._workers())
             dft.transpose(z.reshape(len(z), -1), out=spec[:, c])
+        self._each(chunk, self._map_chunks(B1 * B2, NH))
         return spec.reshape(-1, B1, B2)
+
+    def _workers(self):
+        """FFT threads per call: one where the chunks themselves run on all cores."""
+        return 1 if self.xp is np and parallel.threads() > 1 else None
 
     def _read_shape(self, kind):
         rows, cols = self.read[kind]
@@ -343,7 +349,8 @@ class FFTPlan(DFTPlan):
     def _inverse_maps(self, z, c, kind):
         rows, cols = self.read[kind]
         part = dft.transpose(z[:, c]).reshape(-1, self.NH, self.aw.Q)
-        maps = self.fft.irfftn(part, s=(self.NH, self.NW), axes=(1, 2))[:, rows, cols]
+        maps = self.fft.irfftn(part, s=(self.NH, self.NW), axes=(1, 2),
+                               workers=self._workers())[:, rows, cols]
         return maps.transpose(1, 0, 2)
 
 
