@@ -254,23 +254,24 @@ class DFTPlan:
         S, f, g = X.shape[1], X.shape[2], K.shape[1]
         if xp is np and f >= S:
             Yt = self._scratch((X.shape[0], g, S))
-            self._products(lambda s: xp.matmul(K[s], X[s].transpose(0, 2, 1), out=Yt[s]))
+            self._products(lambda s: xp.matmul(K[s], X[s].transpose(0, 2, 1), out=Yt[s]), Yt)
             return self._inverse(Yt, 'output', bias, transposed=True)
         Y = self._scratch((X.shape[0], S, g))
-        self._products(lambda s: xp.matmul(X[s], K[s].transpose(0, 2, 1), out=Y[s]))
+        self._products(lambda s: xp.matmul(X[s], K[s].transpose(0, 2, 1), out=Y[s]), Y)
         return self._inverse(Y, 'output', bias)
 
     def grad_input(self, D, K):
         G = self._scratch(D.shape[:2] + (K.shape[2],))
-        self._products(lambda s: self.xp.matmul(D[s], K[s], out=G[s]))
+        self._products(lambda s: self.xp.matmul(D[s], K[s], out=G[s]), G)
         return self._inverse(G, 'gradInput')
 
-    def _products(self, fn):
+    def _products(self, fn, result):
         """``fn(frequencies)`` over all frequencies, in blocks shared among the threads
         (``_each``): one GEMM per frequency, each too small to split among cores well (convnet
-        L1's, 16 x 3 by 3 x 96, ran at 8 GFLOP/s: 31 -> 16 ms in two blocks on two cores)."""
+        L1's, 16 x 3 by 3 x 96, ran at 8 GFLOP/s: 31 -> 16 ms in two blocks on two cores).
+        A small ``result`` is made in one block, on the calling thread."""
         F = self.NH * self.aw.Q
-        n = 4 * parallel.threads() if self.xp is np else 1
+        n = 4 * parallel.threads() if self.xp is np and result.nbytes > _BLOCK_BYTES else 1
         step = -(-F // n)
         self._each(fn, [slice(i, min(i + step, F)) for i in range(0, F, step)])
 
