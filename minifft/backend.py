@@ -234,6 +234,18 @@ def can_limit_blas_threads():
     return bool(_openblas())
 
 
+def share_host_cores(n):
+    """Use ``n`` threads for host BLAS calls (where OpenBLAS is found) and for scipy.fft's
+    transforms from now on: for several processes on one machine (MPI ranks), each taking its
+    share of the cores instead of all of them. ``parallel.set_threads`` sets minifft's own
+    pool."""
+    if int(n) < 1:
+        raise ValueError(f'threads must be at least 1, got {n!r}')
+    for _, put in _openblas():
+        put(int(n))
+    _CPU_FFT.workers = int(n)
+
+
 @contextlib.contextmanager
 def single_threaded_blas():
     """Every host BLAS call runs on the calling thread while this is in force, process-wide:

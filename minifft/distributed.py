@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from . import backend
+from . import backend, parallel
 
 _LAUNCH_VARIABLES = ('OMPI_COMM_WORLD_SIZE', 'PMI_SIZE', 'PMIX_RANK', 'MV2_COMM_WORLD_SIZE')
 
@@ -35,7 +35,8 @@ class Communicator:
         self.MPI = MPI
         self.comm = MPI.COMM_WORLD
         self.rank, self.world = self.comm.Get_rank(), self.comm.Get_size()
-        self.local_rank = self.comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
+        node = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
         self.is_main = self.rank == 0
         self._flat = None
         self._nccl = None
@@ -44,6 +45,16 @@ class Communicator:
     def pin_gpu(self):
         """One GPU per local rank (round robin when there are more ranks than GPUs)."""
         backend.use_gpu(self.local_rank)
+
+    def share_cores(self):
+        """Give each rank on this machine its share of the cores for minifft's threads,
+        BLAS and FFTs (each would otherwise use all of them: ranks x cores threads), unless
+        ``MINIFFT_THREADS`` says how many. Returns the threads per rank."""
+        n = int(os.environ.get('MINIFFT_THREADS', 0)) or max(
+            1, (os.cpu_count() or 1) // self.local_size)
+        parallel.set_threads(n)
+        backend.share_host_cores(n)
+        return n
 
     def broadcast_state(self, model, optimizer):
         """Rank 0's parameters, buffers and momentum buffers, on every rank."""
@@ -109,10 +120,13 @@ class Communicator:
 
 class Single:
     """The one-process stand-in, so the trainer has one code path."""
-    rank, world, local_rank, is_main = 0, 1, 0, True
+    rank, world, local_rank, local_size, is_main = 0, 1, 0, 1, True
 
     def pin_gpu(self):
         pass
+
+    def share_cores(self):
+        return parallel.threads()
 
     def broadcast_state(self, model, optimizer):
         pass

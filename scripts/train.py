@@ -171,12 +171,15 @@ def run(args, comm):
     device = backend.resolve_device(args.device)
     if device == 'gpu':
         comm.pin_gpu()
+    threads = comm.share_cores() if device == 'cpu' else None
     random.manualSeed(args.seed)
     tuning = ', FFT plans autotuned' if (nn.autotune.enabled()
                                           and args.conv == 'fft') else ''
     say(f'model {args.model} ({args.conv} convolutions{tuning}) on {device}, seed {args.seed}' +
         (f', {comm.world} ranks, global batch {comm.world * args.batch_size}'
-         if comm.world > 1 else ''))
+         if comm.world > 1 else '') +
+        (f", {threads} thread{'s' if threads > 1 else ''} per rank"
+         if comm.world > 1 and threads else ''))
 
     path = dataset_path(args.data, comm)
     train_set, val_set = data.HDF5Dataset(path, 'train'), data.HDF5Dataset(path, 'val')

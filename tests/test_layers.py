@@ -269,6 +269,21 @@ def test_each_part():
         parallel.set_threads(0)
 
 
+def test_share_host_cores_sets_blas_and_fft_threads():
+    from minifft import backend
+    before = [get() for get, _ in backend._openblas()], backend.fft_for(np).workers
+    try:
+        backend.share_host_cores(1)
+        assert all(get() == 1 for get, _ in backend._openblas())
+        assert backend.fft_for(np).workers == 1
+        with pytest.raises(ValueError, match='at least 1'):
+            backend.share_host_cores(0)
+    finally:
+        for (_, put), n in zip(backend._openblas(), before[0]):
+            put(n)
+        backend.fft_for(np).workers = before[1]
+
+
 def test_each_keeps_order_and_limits_blas_threads_meanwhile(monkeypatch):
     """``each`` returns its results in the items' order; with ``blas`` the BLAS runs one
     thread per call while the items run, and has its own thread count back afterwards, an
