@@ -6,6 +6,7 @@ for moves between host and device. CuPy is optional: the package imports and run
 """
 import contextlib
 import os
+import threading
 
 import numpy as np
 import scipy.fft
@@ -196,7 +197,8 @@ def keep_host_memory():
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
 
 
-_blas = {'threads': None}   # (get, set) of each OpenBLAS loaded, once searched (_openblas)
+_blas = {'threads': None,   # (get, set) of each OpenBLAS loaded, once searched (_openblas)
+         'users': 0, 'before': None, 'lock': threading.Lock()}   # single_threaded_blas
 
 
 def _openblas():
@@ -252,17 +254,23 @@ def single_threaded_blas():
     for several threads that each run their own GEMMs (each OpenBLAS call otherwise shares
     its work among all cores, and two such calls at once fight over them, 2x slower here).
     OpenBLAS's per-thread setting changes the global one in its pthreads builds, so the
-    global one is set and restored. Without a BLAS it can control this does nothing; see
-    :func:`can_limit_blas_threads`."""
+    global one is set and restored, by the last of several threads in it at once. Without a
+    BLAS it can control this does nothing; see :func:`can_limit_blas_threads`."""
     found = _openblas()
-    before = [get() for get, _ in found]
-    for _, put in found:
-        put(1)
+    with _blas['lock']:
+        if _blas['users'] == 0:
+            _blas['before'] = [get() for get, _ in found]
+            for _, put in found:
+                put(1)
+        _blas['users'] += 1
     try:
         yield
     finally:
-        for (_, put), n in zip(found, before):
-            put(n)
+        with _blas['lock']:
+            _blas['users'] -= 1
+            if _blas['users'] == 0:
+                for (_, put), n in zip(found, _blas['before']):
+                    put(n)
 
 
 def synchronize():

@@ -301,6 +301,22 @@ def test_each_keeps_order_and_limits_blas_threads_meanwhile(monkeypatch):
             with pytest.raises(ZeroDivisionError):
                 parallel.each(lambda i: 1 // (i - 3), range(6), blas=True)
             assert [get() for get, _ in backend._openblas()] == before
+            # two threads in it at once, leaving in the order they entered: the BLAS gets
+            # its count back when the last one leaves, and not the 1 the second one found
+            entered, leave = threading.Barrier(2), threading.Event()
+
+            def hold():
+                with backend.single_threaded_blas():
+                    entered.wait()
+                    leave.wait()
+            second = threading.Thread(target=hold)
+            with backend.single_threaded_blas():
+                second.start()
+                entered.wait()
+            assert [get() for get, _ in backend._openblas()] == [1] * len(before)
+            leave.set()
+            second.join()
+            assert [get() for get, _ in backend._openblas()] == before
         monkeypatch.setattr(backend, 'can_limit_blas_threads', lambda: False)
         caller = threading.get_ident()
         assert parallel.each(lambda i: threading.get_ident(), range(4), blas=True) == [caller] * 4
