@@ -40,6 +40,11 @@ def set_threads(n):
     return previous
 
 
+def slices(n, step):
+    """``[0, n)`` cut into slices of ``step`` (the last one shorter)."""
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
 def each(fn, items, blas=False):
     """``[fn(item) for item in items]``, the items shared among the pool's threads. With
     ``blas`` (``fn`` runs GEMMs) the host BLAS is single-threaded meanwhile, each thread
@@ -69,5 +74,4 @@ def each_part(fn, *arrays):
             or a.nbytes < 2 * _PART_BYTES):
         return [fn(*arrays)]
     rows = max(1, n * _PART_BYTES // a.nbytes)
-    parts = [slice(i, min(i + rows, n)) for i in range(0, n, rows)]
-    return each(lambda s: fn(*(x[s] for x in arrays)), parts)
+    return each(lambda s: fn(*(x[s] for x in arrays)), slices(n, rows))

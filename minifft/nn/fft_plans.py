@@ -133,7 +133,7 @@ class DFTPlan:
         Chunks hold a multiple of ``whole`` maps."""
         step = max(1, _CHUNK_BYTES // (rows * self.aw.Q * self.cplx.itemsize))
         step = max(whole, step // whole * whole)
-        return [slice(i, min(i + step, B)) for i in range(0, B, step)]
+        return parallel.slices(B, step)
 
     def _forward(self, a, kind, spare):
         """Spectrum ``(F, B1, B2)`` of real maps ``a`` ``(B1, B2, Lh, Lw)``, chunk of maps by
@@ -214,7 +214,7 @@ class DFTPlan:
         cache between the GEMM that makes them and the one that uses them."""
         Q = self.aw.Q
         step = max(1, _BLOCK_BYTES // max(bytes_per_column, 1))
-        return [slice(i, min(i + step, Q)) for i in range(0, Q, step)]
+        return parallel.slices(Q, step)
 
     def _grid(self, a):
         """A frequency-major ``(F, a, b)`` array as ``(NH, Q, a, b)``."""
@@ -272,8 +272,7 @@ class DFTPlan:
         A small ``result`` is made in one block, on the calling thread."""
         F = self.NH * self.aw.Q
         n = 4 * parallel.threads() if self.xp is np and result.nbytes > _BLOCK_BYTES else 1
-        step = -(-F // n)
-        self._each(fn, [slice(i, min(i + step, F)) for i in range(0, F, step)])
+        self._each(fn, parallel.slices(F, -(-F // n)))
 
     def grad_weight(self, D, X):
         """The weight gradient's spectrum is made and inverse-transformed along H block of
@@ -340,8 +339,10 @@ class FFTPlan(DFTPlan):
         return spec.reshape(-1, B1, B2)
 
     def _workers(self):
-        """FFT threads per call: one where the chunks themselves run on all cores."""
-        return 1 if self.xp is np and parallel.threads() > 1 else None
+        """FFT threads per call: one where the chunks themselves run on all cores (``_each``
+        runs them in turn where it cannot make the BLAS single-threaded)."""
+        return 1 if (self.xp is np and parallel.threads() > 1
+                     and backend.can_limit_blas_threads()) else None
 
     def _read_shape(self, kind):
         rows, cols = self.read[kind]
