@@ -271,6 +271,8 @@ def test_each_part():
 
 def test_share_host_cores_sets_blas_and_fft_threads():
     from minifft import backend
+    if not backend.can_limit_blas_threads():
+        pytest.skip('no OpenBLAS found in this process (NumPy built with another BLAS)')
     before = [get() for get, _ in backend._openblas()], backend.fft_for(np).workers
     try:
         backend.share_host_cores(1)
@@ -284,41 +286,52 @@ def test_share_host_cores_sets_blas_and_fft_threads():
         backend.fft_for(np).workers = before[1]
 
 
-def test_each_keeps_order_and_limits_blas_threads_meanwhile(monkeypatch):
-    """``each`` returns its results in the items' order; with ``blas`` the BLAS runs one
-    thread per call while the items run, and has its own thread count back afterwards, an
-    error included; where the BLAS cannot be limited, the items run on the calling thread."""
+def test_each_keeps_order_and_runs_in_turn_where_blas_cannot_be_limited(monkeypatch):
+    """``each`` returns its results in the items' order; with ``blas``, where the BLAS cannot
+    be made single-threaded, the items run in turn on the calling thread."""
     import threading
     from minifft import backend, parallel
     previous = parallel.set_threads(3)
     try:
         assert parallel.each(lambda i: i * i, range(20)) == [i * i for i in range(20)]
-        if backend.can_limit_blas_threads():
-            before = [get() for get, _ in backend._openblas()]
-            seen = parallel.each(lambda i: [get() for get, _ in backend._openblas()],
-                                 range(6), blas=True)
-            assert all(n == 1 for counts in seen for n in counts)
-            with pytest.raises(ZeroDivisionError):
-                parallel.each(lambda i: 1 // (i - 3), range(6), blas=True)
-            assert [get() for get, _ in backend._openblas()] == before
-            # two threads in it at once, leaving in the order they entered: the BLAS gets
-            # its count back when the last one leaves, and not the 1 the second one found
-            entered, leave = threading.Barrier(2), threading.Event()
-
-            def hold():
-                with backend.single_threaded_blas():
-                    entered.wait()
-                    leave.wait()
-            second = threading.Thread(target=hold)
-            with backend.single_threaded_blas():
-                second.start()
-                entered.wait()
-            assert [get() for get, _ in backend._openblas()] == [1] * len(before)
-            leave.set()
-            second.join()
-            assert [get() for get, _ in backend._openblas()] == before
         monkeypatch.setattr(backend, 'can_limit_blas_threads', lambda: False)
         caller = threading.get_ident()
         assert parallel.each(lambda i: threading.get_ident(), range(4), blas=True) == [caller] * 4
+    finally:
+        parallel.set_threads(previous)
+
+
+def test_each_limits_blas_threads_meanwhile():
+    """With ``blas`` the BLAS runs one thread per call while the items run, and has its own
+    thread count back afterwards, an error included, and with two threads inside at once."""
+    import threading
+    from minifft import backend, parallel
+    if not backend.can_limit_blas_threads():
+        pytest.skip('no OpenBLAS found in this process (NumPy built with another BLAS)')
+    previous = parallel.set_threads(3)
+    try:
+        before = [get() for get, _ in backend._openblas()]
+        seen = parallel.each(lambda i: [get() for get, _ in backend._openblas()],
+                             range(6), blas=True)
+        assert all(n == 1 for counts in seen for n in counts)
+        with pytest.raises(ZeroDivisionError):
+            parallel.each(lambda i: 1 // (i - 3), range(6), blas=True)
+        assert [get() for get, _ in backend._openblas()] == before
+        # two threads inside at once, leaving in the order they entered: the BLAS gets its
+        # count back when the last one leaves, and not the 1 the second one found
+        entered, leave = threading.Barrier(2), threading.Event()
+
+        def hold():
+            with backend.single_threaded_blas():
+                entered.wait()
+                leave.wait()
+        second = threading.Thread(target=hold)
+        with backend.single_threaded_blas():
+            second.start()
+            entered.wait()
+        assert [get() for get, _ in backend._openblas()] == [1] * len(before)
+        leave.set()
+        second.join()
+        assert [get() for get, _ in backend._openblas()] == before
     finally:
         parallel.set_threads(previous)
