@@ -50,6 +50,11 @@ class BatchNormalization(Module):
     def _sum(a):
         return sum(each_part(lambda p: p.sum(axis=2).sum(axis=0), a))
 
+    @staticmethod
+    def _dot(a, b):
+        """Per-feature sum of a * b without a temporary of the input's size."""
+        return backend.get_array_module(a).einsum('scl,scl->c', a, b)
+
     def updateOutput(self, input):
         x = self._as_batch(input)
         xp = backend.get_array_module(x)
@@ -62,8 +67,8 @@ class BatchNormalization(Module):
             mean = self._sum(x) / count
             centre = self._per_feature(mean)
             # centred part by part, each part's squares summed while it is in cache
-            var = sum(each_part(lambda p, q: xp.einsum('scl,scl->c', xp.subtract(
-                p, centre, out=q), q), x, xc)) / count
+            var = sum(each_part(lambda p, q: self._dot(xp.subtract(p, centre, out=q), q),
+                                x, xc)) / count
             m = self.momentum
             self.running_mean *= 1 - m
             self.running_mean += m * mean.astype(self.running_mean.dtype)
@@ -95,9 +100,8 @@ class BatchNormalization(Module):
     def _grad_sums(self, g):
         """Per feature: the sum of gradOutput and its dot product with the normalised input,
         what both the input's and the parameters' gradients are made of (one pass)."""
-        xp = backend.get_array_module(g)
-        parts = each_part(lambda p, h: (p.sum(axis=2).sum(axis=0),
-                                        xp.einsum('scl,scl->c', p, h)), g, self._xhat)
+        parts = each_part(lambda p, h: (p.sum(axis=2).sum(axis=0), self._dot(p, h)),
+                          g, self._xhat)
         return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
     def _grad_input(self, g, sums):
