@@ -45,6 +45,14 @@ def slices(n, step):
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
+def split(n, parts, whole=1):
+    """``[0, n)`` cut into at most ``parts`` slices of nearly equal length (multiples of
+    ``whole``, but for the last), so that threads taking one slice each finish together."""
+    units = -(-n // whole)
+    bounds = sorted({min(n, units * i // parts * whole) for i in range(parts + 1)})
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
 def each(fn, items, blas=False):
     """``[fn(item) for item in items]``, the items shared among the pool's threads. With
     ``blas`` (``fn`` runs GEMMs) the host BLAS is single-threaded meanwhile, each thread

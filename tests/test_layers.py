@@ -286,6 +286,21 @@ def test_share_host_cores_sets_blas_and_fft_threads():
         backend.fft_for(np).workers = before[1]
 
 
+@pytest.mark.parametrize('n,parts,whole', [(1536, 26, 1), (6144, 4, 1), (10, 4, 3), (3, 4, 1),
+                                           (0, 2, 1), (7, 1, 1), (96, 8, 16)])
+def test_split_covers_the_range_in_nearly_equal_slices(n, parts, whole):
+    """``split`` cuts [0, n) into at most ``parts`` slices, in order and without gaps, whose
+    lengths are multiples of ``whole`` (but for the last) and differ by at most ``whole``."""
+    from minifft import parallel
+    s = parallel.split(n, parts, whole)
+    assert len(s) <= parts
+    assert [i for sl in s for i in range(n)[sl]] == list(range(n))
+    lengths = [sl.stop - sl.start for sl in s]
+    assert all(length > 0 and length % whole == 0 for length in lengths[:-1])
+    assert not lengths or max(lengths) - min(lengths) <= whole
+    assert len(s) == min(parts, -(-n // whole))
+
+
 def test_each_keeps_order_and_runs_in_turn_where_blas_cannot_be_limited(monkeypatch):
     """``each`` returns its results in the items' order; with ``blas``, where the BLAS cannot
     be made single-threaded, the items run in turn on the calling thread."""
