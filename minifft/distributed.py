@@ -50,8 +50,7 @@ class Communicator:
         """Give each rank on this machine its share of the cores for minifft's threads,
         BLAS and FFTs (each would otherwise use all of them: ranks x cores threads), unless
         ``MINIFFT_THREADS`` says how many. Returns the threads per rank."""
-        n = int(os.environ.get('MINIFFT_THREADS', 0)) or max(
-            1, (os.cpu_count() or 1) // self.local_size)
+        n = parallel.requested_threads() or max(1, (os.cpu_count() or 1) // self.local_size)
         parallel.set_threads(n)
         backend.share_host_cores(n)
         return n

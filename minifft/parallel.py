@@ -21,10 +21,32 @@ import numpy as np
 from . import backend
 
 _PART_BYTES = 1 << 20
-_state = {'pool': None, 'threads': int(os.environ.get('MINIFFT_THREADS', 0)) or os.cpu_count() or 1}
+
+
+def requested_threads():
+    """The thread count set by the ``MINIFFT_THREADS`` environment variable, or None where it
+    is unset or empty."""
+    value = os.environ.get('MINIFFT_THREADS', '').strip()
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f'MINIFFT_THREADS must be a whole number of threads, at least 1, '
+                         f'got {value!r}')
+    return n
+
+
+# the thread count is resolved on first use, so that a bad MINIFFT_THREADS is reported where
+# the caller can say so (train.py: one line), not as a traceback out of ``import minifft``
+_state = {'pool': None, 'threads': None}
 
 
 def threads():
+    if _state['threads'] is None:
+        _state['threads'] = requested_threads() or os.cpu_count() or 1
     return _state['threads']
 
 
@@ -33,7 +55,7 @@ def set_threads(n):
     previous number."""
     if int(n) < 1:
         raise ValueError(f'threads must be at least 1, got {n!r}')
-    previous, _state['threads'] = _state['threads'], int(n)
+    previous, _state['threads'] = threads(), int(n)
     if _state['pool'] is not None and previous != _state['threads']:
         _state['pool'].shutdown()
         _state['pool'] = None

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from minifft import backend, nn  # noqa: E402
+from minifft import backend, nn, parallel  # noqa: E402
 
 OPS = ('updateOutput', 'updateGradInput', 'accGradParameters')
 SHORT = {'updateOutput': 'fwd', 'updateGradInput': 'gin', 'accGradParameters': 'acc'}
@@ -306,7 +306,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         device = backend.resolve_device(args.device)
-    except RuntimeError as e:
+        parallel.threads()  # a bad MINIFFT_THREADS, said before any work
+    except (RuntimeError, ValueError) as e:
         p.error(str(e))
     if args.loader:
         for augment in (False, True):

@@ -301,6 +301,22 @@ def test_split_covers_the_range_in_nearly_equal_slices(n, parts, whole):
     assert len(s) == min(parts, -(-n // whole))
 
 
+def test_minifft_threads_is_read_once_and_checked(monkeypatch):
+    """``MINIFFT_THREADS`` sets the pool's size where given; a value that is not a positive
+    whole number is a clear error, raised on first use rather than at import."""
+    from minifft import parallel
+    monkeypatch.setattr(parallel, '_state', {'pool': None, 'threads': None})
+    monkeypatch.setenv('MINIFFT_THREADS', ' 3 ')
+    assert parallel.requested_threads() == 3 and parallel.threads() == 3
+    monkeypatch.setenv('MINIFFT_THREADS', '')
+    assert parallel.requested_threads() is None
+    for bad in ('abc', '0', '-2', '1.5'):
+        monkeypatch.setenv('MINIFFT_THREADS', bad)
+        monkeypatch.setattr(parallel, '_state', {'pool': None, 'threads': None})
+        with pytest.raises(ValueError, match=f"at least 1, got '{bad}'"):
+            parallel.threads()
+
+
 def test_each_keeps_order_and_runs_in_turn_where_blas_cannot_be_limited(monkeypatch):
     """``each`` returns its results in the items' order; with ``blas``, where the BLAS cannot
     be made single-threaded, the items run in turn on the calling thread."""

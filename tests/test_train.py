@@ -197,6 +197,14 @@ def test_bad_arguments(setup, tmp_path):
     r = subprocess.run([sys.executable, TRAIN, '--model', 'imagenet_small', '--data',
                         str(tmp_path / 'none.h5')], capture_output=True, text=True)
     assert r.returncode == 2 and 'no such file' in r.stderr
+    for threads in ('two', '0', '-1'):
+        r = subprocess.run([sys.executable, TRAIN, '--model', setup[1], '--data', setup[0],
+                            '--epochs', '0', '--out', str(tmp_path / 'threads')],
+                           capture_output=True, text=True,
+                           env=dict(os.environ, MINIFFT_THREADS=threads))
+        assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr
+        assert f"MINIFFT_THREADS must be a whole number of threads, at least 1, got '{threads}'" \
+            in r.stderr
 
 
 def test_model_files_build_with_both_convolutions():
