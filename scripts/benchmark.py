@@ -285,8 +285,8 @@ def main(argv=None):
     p.add_argument('--batch', type=int, help='S (default 128 on a GPU, 16 on a CPU)')
     p.add_argument('--device', default='cpu', choices=('cpu', 'gpu'))
     p.add_argument('--ops', default=','.join(OPS), help='comma-separated subset of ' + ','.join(OPS))
-    p.add_argument('--strategy', default='auto', choices=nn.fft_plans.STRATEGIES,
-                   help='how the FFT layer transforms (see minifft/nn/fft_plans.py)')
+    p.add_argument('--strategy', default='auto', choices=nn.plan_choice.STRATEGIES,
+                   help='how the FFT layer transforms (see minifft/nn/plan_choice.py)')
     p.add_argument('--repeat', type=int, default=5)
     p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--no-direct', dest='direct', action='store_false',

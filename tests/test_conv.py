@@ -284,8 +284,8 @@ def test_gpu_matches_cpu(strategy, rng):
 @pytest.mark.parametrize('case', [c for c in CASES if c[7] == c[8] == 1])
 def test_tiled_plan_matches_reference(case, T, rng, monkeypatch):
     """Overlap-save tiles of every size, including ones that do not divide the output."""
-    from minifft.nn import fft_plans
-    monkeypatch.setattr(fft_plans, 'choose_tile', lambda *args, **kwargs: T)
+    from minifft.nn import plan_choice
+    monkeypatch.setattr(plan_choice, 'choose_tile', lambda *args, **kwargs: T)
     layer, x = make(fft_with('tiled'), case, np.float64, rng=rng)
     out, go, gi = run_step(layer, x, rng)
     assert layer.plan(x).kind == 'tiled'
@@ -298,9 +298,9 @@ def test_tiled_plan_matches_reference(case, T, rng, monkeypatch):
 
 
 def test_auto_strategy_choices():
-    from minifft.nn import fft_plans
+    from minifft.nn import plan_choice
     def kind(S, f, g, n, k, d=1):
-        return fft_plans.make_plan('auto', np, np.float32, S, f, g, n, n, k, k, d, d, 0, 0).kind
+        return plan_choice.make_plan('auto', np, np.float32, S, f, g, n, n, k, k, d, d, 0, 0).kind
     # tiles' spectra are (N/T)^2 larger: on a memory-bound CPU the model keeps L1 whole
     assert kind(16, 3, 96, 128, 11) == 'dft'
     assert kind(16, 128, 128, 32, 9) == 'dft'

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from .. import backend
-from . import fft_plans  # a cycle: fft_plans.make_plan asks this module; used at call time
+from . import plan_choice  # a cycle: make_plan asks this module; used at call time
 
 _state = {'enabled': False}
 _tuned = {}    # (array module, dtype, geometry) -> {strategy: seconds}, the fastest first
@@ -45,7 +45,7 @@ def adopt(rows):
     in ``tuned()``."""
     for row in rows:
         module, dtype, geometry, strategy = row
-        if strategy not in fft_plans.STRATEGIES or strategy == 'auto' or len(geometry) != 11:
+        if strategy not in plan_choice.STRATEGIES or strategy == 'auto' or len(geometry) != 11:
             raise ValueError(f'not an autotuning choice: {row!r}')
         _tuned.setdefault((module, dtype, tuple(geometry)), {strategy: None})
 
@@ -68,7 +68,7 @@ def fastest(xp, dtype, geometry, rounds=3):
         go = maps(S, g, (H + 2 * pH - kH) // dH + 1, (W + 2 * pW - kW) // dW + 1)
         plans, times, failures = {}, {}, {}
         for name in ('dft', 'fft', 'tiled'):
-            plan = fft_plans.make_plan(name, xp, dtype, *geometry)
+            plan = plan_choice.make_plan(name, xp, dtype, *geometry)
             if plan.kind == name:  # 'tiled' where no tile fits is the DFT plan again
                 plans[name], times[name] = plan, float('inf')
         for i in range(rounds + 1):

@@ -30,13 +30,13 @@ twice the paper's figure.
 from .. import backend
 from .conv import _SpatialConvolutionBase
 from .fft_cache import FFTCache
-from .fft_plans import STRATEGIES, make_plan
+from .plan_choice import STRATEGIES, make_plan
 from .module import as_image_batch
 
 
 class SpatialConvolutionFFT(_SpatialConvolutionBase):
     """Same constructor, parameters and results as ``SpatialConvolution``; computed in the
-    Fourier domain. ``strategy`` ('auto', 'dft', 'tiled' or 'fft', see fft_plans.make_plan)
+    Fourier domain. ``strategy`` ('auto', 'dft', 'tiled' or 'fft', see plan_choice.make_plan)
     picks how maps are transformed; every strategy gives the same results. 'auto' follows a
     rule, or with ``autotune.enable(True)`` (train.py's default) times the candidates
     once per input geometry and keeps the fastest."""
