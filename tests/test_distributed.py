@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from minifft import distributed
+from minifft import distributed, parallel
 
 from .test_train import TRAIN, read_log, setup  # noqa: F401  (the tiny dataset and model)
 
@@ -48,7 +48,7 @@ def test_distributed_train_script_writes_once_and_resumes(setup, tmp_path):  # n
     r = mpirun(TRAIN, *common, '--epochs', '1', '--out', str(out))
     assert r.returncode == 0, r.stderr
     assert r.stdout.count('epoch 1/1') == 1 and '2 ranks, global batch 32' in r.stdout
-    share = int(os.environ.get('MINIFFT_THREADS', 0)) or max(1, (os.cpu_count() or 1) // 2)
+    share = parallel.requested_threads() or max(1, (os.cpu_count() or 1) // 2)
     assert f'{share} thread' in r.stdout    # each rank takes its share of the cores
     assert sorted(os.listdir(out)) == ['checkpoint.h5', 'curves.png', 'log.csv']
     r = mpirun(TRAIN, *common, '--epochs', '2', '--resume', str(out / 'checkpoint.h5'))

@@ -282,8 +282,9 @@ class DFTPlan:
 
     def _products(self, fn, result):
         """``fn(frequencies)`` over all frequencies, in blocks shared among the threads
-        (``_each``): one GEMM per frequency, each too small to split among cores well (convnet
-        L1's, 16 x 3 by 3 x 96, ran at 8 GFLOP/s: 31 -> 16 ms in two blocks on two cores).
+        (``_each``): one small product per frequency, too small to split among cores well
+        (convnet L1's, 16 x 3 by 3 x 96, ran at 8 GFLOP/s: 31 -> 16 ms in two blocks on two
+        cores).
         A small ``result`` is made in one block, on the calling thread."""
         F = self.NH * self.aw.Q
         n = 4 * parallel.threads() if self.xp is np and result.nbytes > _BLOCK_BYTES else 1
