@@ -177,6 +177,33 @@ def loader_throughput(path, batch, workers, augment, batches=200):
     return n * batch / seconds
 
 
+def gemm_gflops(layer, x, g, repeat):
+    """GFLOP/s of the layer's per-frequency products alone, on its own spectra, run by its
+    plan as in a training step (``output_products`` and the like: blocks of frequencies on
+    the cores, in the operand order, or as matrix-vector products, the plan picks), counted as
+    complex GEMMs (8 flops per multiply-add), and of a large single-precision matrix multiply
+    with the BLAS on all cores (2048^2; 8192^2 on a GPU): the machine's practical limit. The
+    two take turns, best of ``repeat`` each, as the machine's speed drifts."""
+    xp = backend.get_array_module(x)
+    plan = layer.plan(x)
+    X, K = plan.input_spectrum(x), plan.kernel_spectrum(layer.weight)
+    D = plan.grad_output_spectrum(g)
+    F, S, f, fo = X.shape[0], X.shape[1], X.shape[2], K.shape[1]
+    n = 2048 if xp is np else 8192
+    a = xp.ones((n, n), np.float32)
+    runs = {'sgemm': (lambda: a @ a, 2 * n ** 3),
+            'updateOutput': (lambda: plan.output_products(X, K), 8 * F * S * f * fo),
+            'updateGradInput': (lambda: plan.grad_input_products(D, K), 8 * F * S * f * fo),
+            'accGradParameters': (lambda: plan.grad_weight_products(D, X), 8 * F * S * f * fo)}
+    best = {name: float('inf') for name in runs}
+    for i in range(repeat + 1):
+        for name, (run, _) in runs.items():
+            t = timed(run, backend.synchronize)
+            if i:  # the first round warms up
+                best[name] = min(best[name], t)
+    return F, {name: flop / best[name] / 1e9 for name, (_, flop) in runs.items()}
+
+
 def rel(a, b):
     a, b = backend.asnumpy(a).astype(np.float64), backend.asnumpy(b).astype(np.float64)
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
@@ -222,6 +249,9 @@ def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch):
     row['flops_direct'], row['flops_fft'] = direct_flops, fft_flops
     for impl in rounds:
         row[impl]['gflops_direct_equiv'] = direct_flops * len(ops) / row[impl]['total'] / 1e9
+    if args.gemm_rates:
+        row['gemm_frequencies'], row['gemm_gflops'] = gemm_gflops(fft, xs[0], gs[0],
+                                                                  max(args.repeat, 3))
     return row
 
 
@@ -251,6 +281,17 @@ def print_table(rows, ops, impls):
           'than X over the operations timed (median of the per-round ratios: the '
           'implementations take turns, round by round); torch:step = conv2d forward + autograd '
           'backward; err = largest relative L2 difference FFT vs direct')
+
+
+def print_gemm_rates(rows):
+    print("each layer's per-frequency products alone, GFLOP/s (share of a large sgemm's, "
+          'timed in turn with them)')
+    print(f'{"layer":6s} {"F":>6s} {"sgemm":>7s}' +
+          ''.join(f' {SHORT[op] + " products":>16s}' for op in OPS))
+    for r in rows:
+        rates = r['gemm_gflops']
+        print(f'{r["label"]:6s} {r["gemm_frequencies"]:6d} {rates["sgemm"]:7.0f}' + ''.join(
+            f' {rates[op]:7.0f} ({rates[op] / rates["sgemm"]:4.0%})' for op in OPS))
 
 
 def plot(rows, path):
@@ -298,6 +339,9 @@ def main(argv=None):
     p.add_argument('--no-autotune', dest='autotune', action='store_false',
                    help="with --strategy auto: the rule-based plan instead of timing the "
                         "candidates once per layer (the plan column says which ran)")
+    p.add_argument('--gemm-rates', action='store_true',
+                   help="also time each layer's per-frequency complex GEMMs alone, against a "
+                        'large sgemm (the arithmetic part against the machine\'s limit)')
     p.add_argument('--json')
     p.add_argument('--plot')
     p.add_argument('--loader', metavar='DATASET',
@@ -351,6 +395,8 @@ def main(argv=None):
         rows.append(run_config(label, S or batch, f, fo, n, k, stride, pad, args, have_torch))
     impls = ['fft'] + (['direct'] if args.direct else []) + (['torch'] if have_torch else [])
     print_table(rows, args.ops, impls)
+    if args.gemm_rates:
+        print_gemm_rates(rows)
     if args.json:
         with open(args.json, 'w') as fh:
             json.dump({'device': args.device, 'threads': threads, 'suite': args.suite,

@@ -12,9 +12,10 @@ def test_quick_suite_writes_json_and_plot(tmp_path):
     out, png = tmp_path / 'q.json', tmp_path / 'q.png'
     r = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'benchmark.py'),
                         '--suite', 'quick', '--repeat', '1', '--warmup', '0', '--json', str(out),
-                        '--plot', str(png)], capture_output=True, text=True, timeout=300)
+                        '--plot', str(png), '--gemm-rates'], capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == 0, r.stderr
-    assert 'fft:fwd' in r.stdout and 'dir:sum' in r.stdout
+    assert 'fft:fwd' in r.stdout and 'dir:sum' in r.stdout and 'acc products' in r.stdout
     result = json.loads(out.read_text())
     assert result['suite'] == 'quick' and len(result['rows']) == 3
     for row in result['rows']:
@@ -28,6 +29,10 @@ def test_quick_suite_writes_json_and_plot(tmp_path):
         # autotuned: any plan may win where timings are close
         assert row['fft_plan'] in ('dft', 'fft', 'tiled') and row['fft_bytes'] > 0
         assert row['flops_direct'] > 0 and row['paper_memory_bytes'] > 0
+        assert row['gemm_frequencies'] > 0
+        assert set(row['gemm_gflops']) == {'sgemm', 'updateOutput', 'updateGradInput',
+                                           'accGradParameters'}
+        assert all(v > 0 for v in row['gemm_gflops'].values())
     assert png.stat().st_size > 0
 
 

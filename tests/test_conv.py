@@ -447,3 +447,33 @@ def test_autotune_skips_plans_that_do_not_fit(monkeypatch):
     monkeypatch.setattr(autotune, '_time_step', lambda *a: (_ for _ in ()).throw(MemoryError('x')))
     with pytest.raises(MemoryError, match='no FFT plan fits geometry'):
         autotune.fastest(np, np.float64, geometry)
+
+
+@pytest.mark.parametrize('case', CASES)
+@pytest.mark.parametrize('strategy', ['dft', 'fft', 'tiled'])
+def test_products_are_the_spectra_products(strategy, case, rng, monkeypatch):
+    """The plans' products on their own (what the benchmark times with --gemm-rates), in the
+    operand order each one picks, equal the per-frequency products of the spectra, in every
+    block of frequencies (one frequency column a block here)."""
+    from minifft.nn import fft_plans
+    monkeypatch.setattr(fft_plans, '_BLOCK_BYTES', 1)
+    if strategy == 'tiled' and case[7:9] != (1, 1):
+        pytest.skip('tiles need stride 1')
+    layer, x = make(fft_with(strategy), case, np.float64, rng=rng)
+    out, go, _ = run_step(layer, x, rng)
+    plan = layer.plan(x)
+    assert plan.kind == strategy or (strategy == 'tiled' and plan.kind == 'dft')
+    X, K, D = plan.input_spectrum(x), plan.kernel_spectrum(layer.weight), \
+        plan.grad_output_spectrum(go)
+    S, f = X.shape[1], X.shape[2]
+    matvec = f <= fft_plans._MATVEC_PLANES and fft_plans._matvec is not None
+    products = (  # (the plan's product, the spectra's einsum, output order, transposed order)
+        (lambda: plan.output_products(X, K), 'fsc,foc->', (X, K), 'fso', 'fos', f >= S),
+        (lambda: plan.grad_input_products(D, K), 'fso,foc->', (D, K), 'fsc', 'fcs', matvec),
+        (lambda: plan.grad_weight_products(D, X), 'fso,fsc->', (D, X), 'foc', 'fco',
+         f <= fft_plans._FEW_PLANES))
+    for product, inputs, operands, order, flipped, expect in products:
+        result, transposed = product()  # in the plan's workspace: checked before the next
+        assert transposed == expect
+        want = np.einsum(inputs + (flipped if transposed else order), *operands)
+        assert rel_err(result, want) < 1e-12

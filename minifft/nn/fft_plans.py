@@ -249,36 +249,48 @@ class DFTPlan:
 
     def output(self, X, K, bias=None):
         """The output maps, plus ``bias`` per output plane if given (every plan's
-        ``output`` takes it). On a CPU, with at least as many input planes as samples, the
-        products are taken planes first, ``K @ X^T`` ``(F, f', S)``: OpenBLAS ran them
-        1.3-1.7x faster than ``X @ K^T`` on convnet L2-L5 at batch 16 (L5 27.7 -> 19.5 ms),
-        and slower with few planes (L1)."""
+        ``output`` takes it)."""
+        Y, transposed = self.output_products(X, K)
+        return self._inverse(Y, 'output', bias, transposed=transposed)
+
+    def output_products(self, X, K):
+        """The output's spectrum, ``X @ K^T`` ``(F, S, f')``, or ``(F, f', S)`` with
+        ``True``: on a CPU, with at least as many input planes as samples, the products are
+        taken planes first, ``K @ X^T``: OpenBLAS ran them 1.3-1.7x faster on convnet L2-L5 at
+        batch 16 (L5 27.7 -> 19.5 ms), and slower with few planes (L1). In the plan's
+        workspace: valid until its next product."""
         xp = self.xp
         S, f, g = X.shape[1], X.shape[2], K.shape[1]
         if xp is np and f >= S:
             Yt = self._scratch((X.shape[0], g, S))
             self._products(lambda s: xp.matmul(K[s], X[s].transpose(0, 2, 1), out=Yt[s]), Yt)
-            return self._inverse(Yt, 'output', bias, transposed=True)
+            return Yt, True
         Y = self._scratch((X.shape[0], S, g))
         self._products(lambda s: xp.matmul(X[s], K[s].transpose(0, 2, 1), out=Y[s]), Y)
-        return self._inverse(Y, 'output', bias)
+        return Y, False
 
     def grad_input(self, D, K):
-        """The input gradient's maps. On a CPU, with up to ``_MATVEC_PLANES`` input planes,
-        the products are NumPy's matrix-vector products ``(F, f, S)``, each plane's dot
-        products of gradOutput's rows with its kernel column, rather than one GEMM per
-        frequency: convnet L1's (16 x 96 by 96 x 3, 8,320 of them) are bound by the BLAS's
-        cost per call, and measured 17-23 -> 10-15 ms at batch 16, 62-71 -> 37 at 64."""
+        """The input gradient's maps."""
+        G, transposed = self.grad_input_products(D, K)
+        return self._inverse(G, 'gradInput', transposed=transposed)
+
+    def grad_input_products(self, D, K):
+        """The input gradient's spectrum, ``D @ K`` ``(F, S, f)``, or ``(F, f, S)`` with
+        ``True``: on a CPU, with up to ``_MATVEC_PLANES`` input planes, the products are
+        NumPy's matrix-vector products, each plane's dot products of gradOutput's rows with
+        its kernel column, rather than one GEMM per frequency: convnet L1's (16 x 96 by 96 x
+        3, 8,320 of them) are bound by the BLAS's cost per call, and measured 17-23 -> 10-15
+        ms at batch 16, 62-71 -> 37 at 64. In the plan's workspace, like ``output_products``."""
         xp = self.xp
         S, f = D.shape[1], K.shape[2]
         if xp is np and f <= _MATVEC_PLANES and _matvec is not None:
             Gt = self._scratch((D.shape[0], f, S))
             self._products(lambda s: _matvec(D[s, None], K[s].transpose(0, 2, 1), out=Gt[s]),
                            Gt)
-            return self._inverse(Gt, 'gradInput', transposed=True)
+            return Gt, True
         G = self._scratch(D.shape[:2] + (f,))
         self._products(lambda s: xp.matmul(D[s], K[s], out=G[s]), G)
-        return self._inverse(G, 'gradInput')
+        return G, False
 
     def _products(self, fn, result):
         """``fn(frequencies)`` over all frequencies, in blocks shared among the threads
@@ -292,23 +304,44 @@ class DFTPlan:
 
     def grad_weight(self, D, X):
         """The weight gradient's spectrum is made and inverse-transformed along H block of
-        columns by block: only its kH rows of taps are ever held whole. With few input
-        planes the products are taken as ``X^T @ D`` ``(F, f, f')``, so that the GEMMs'
-        results have f' columns rather than f (convnet L1, f = 3: 63 -> 22 ms at batch 16)."""
+        columns by block: only its kH rows of taps are ever held whole."""
         xp = self.xp
-        g, f, Q = D.shape[2], X.shape[2], self.aw.Q
-        a, b = (X, D) if f <= _FEW_PLANES else (D, X)      # V^T or V: (F, rows, columns)
+        a, b = self._weight_operands(D, X)
         inv = self.taps_h
-        kH = inv.shape[0]
+        kH, Q = inv.shape[0], self.aw.Q
         U = self._scratch((kH, Q, a.shape[2], b.shape[2]))
 
         def block(cols):
-            V = xp.matmul(self._grid(a)[:, cols].transpose(0, 1, 3, 2), self._grid(b)[:, cols])
+            V = self._weight_products(a, b, cols)
             xp.matmul(inv, V.reshape(self.NH, -1), out=U[:, cols].reshape(kH, -1))
-        self._each(block, self._column_blocks(self.NH * g * f * X.itemsize))
+        self._each(block, self._column_blocks(self.NH * a.shape[2] * b.shape[2] * X.itemsize))
         r = (self.taps_w @ U.reshape(kH, Q, -1)).real.reshape(kH, -1, a.shape[2], b.shape[2])
         return xp.ascontiguousarray(r.transpose(3, 2, 0, 1) if a is X else
                                     r.transpose(2, 3, 0, 1))
+
+    def grad_weight_products(self, D, X):
+        """The weight gradient's whole spectrum, ``D^T @ X`` ``(F, f', f)``, or its transpose
+        ``(F, f, f')`` with ``True``, made by the same products in the same blocks as
+        ``grad_weight`` (which never holds it whole): for measuring them on their own."""
+        a, b = self._weight_operands(D, X)
+        V = self.xp.empty((self.NH, self.aw.Q, a.shape[2], b.shape[2]), X.dtype)
+
+        def block(cols):
+            V[:, cols] = self._weight_products(a, b, cols)
+        self._each(block, self._column_blocks(self.NH * a.shape[2] * b.shape[2] * X.itemsize))
+        return V.reshape(-1, a.shape[2], b.shape[2]), a is X
+
+    @staticmethod
+    def _weight_operands(D, X):
+        """``(D, X)``, or ``(X, D)`` with few input planes: the products are then taken as
+        ``X^T @ D``, so that the GEMMs' results have f' columns rather than f (convnet L1,
+        f = 3: 63 -> 22 ms at batch 16)."""
+        return (X, D) if X.shape[2] <= _FEW_PLANES else (D, X)
+
+    def _weight_products(self, a, b, cols):
+        """``a^T @ b`` at the frequency columns ``cols``: ``(NH, Q', rows, columns)``."""
+        return self.xp.matmul(self._grid(a)[:, cols].transpose(0, 1, 3, 2),
+                              self._grid(b)[:, cols])
 
 
 _BLOCK_BYTES = 1 << 20
@@ -451,3 +484,12 @@ class TiledPlan:
 
     def grad_weight(self, D, X):
         return self.inner.grad_weight(D, X)
+
+    def output_products(self, X, K):
+        return self.inner.output_products(X, K)
+
+    def grad_input_products(self, D, K):
+        return self.inner.grad_input_products(D, K)
+
+    def grad_weight_products(self, D, X):
+        return self.inner.grad_weight_products(D, X)
