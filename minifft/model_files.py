@@ -24,4 +24,15 @@ def load(name):
     missing = [k for k in REQUIRED if not hasattr(module, k)]
     if missing:
         raise ValueError(f'{path}: a model file must define {", ".join(missing)}')
+    # a run of zero epochs would end "done", having done nothing
+    for key in ('EPOCHS', 'BATCH_SIZE'):
+        value = getattr(module, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f'{path}: {key} must be a whole number >= 1, got {value!r}')
     return module
+
+
+def label(name):
+    """A model's short name for run folders: ``imagenet_small`` for ``imagenet_small`` and for
+    ``path/to/imagenet_small.py`` alike."""
+    return os.path.splitext(os.path.basename(name))[0]

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from minifft import backend, nn, parallel  # noqa: E402
+from minifft import backend, cli, nn, parallel  # noqa: E402
 
 OPS = ('updateOutput', 'updateGradInput', 'accGradParameters')
 SHORT = {'updateOutput': 'fwd', 'updateGradInput': 'gin', 'accGradParameters': 'acc'}
@@ -323,13 +323,13 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--suite', default='convnet', choices=('convnet', 'paper', 'layers', 'quick'))
     p.add_argument('--layers', help='comma-separated labels to run, e.g. L1,L3')
-    p.add_argument('--batch', type=int, help='S (default 128 on a GPU, 16 on a CPU)')
+    p.add_argument('--batch', type=cli.whole(1), help='S (default 128 on a GPU, 16 on a CPU)')
     p.add_argument('--device', default='cpu', choices=('cpu', 'gpu'))
     p.add_argument('--ops', default=','.join(OPS), help='comma-separated subset of ' + ','.join(OPS))
     p.add_argument('--strategy', default='auto', choices=nn.plan_choice.STRATEGIES,
                    help='how the FFT layer transforms (see minifft/nn/plan_choice.py)')
-    p.add_argument('--repeat', type=int, default=5)
-    p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--repeat', type=cli.whole(1), default=5)
+    p.add_argument('--warmup', type=cli.whole(0), default=2)
     p.add_argument('--no-direct', dest='direct', action='store_false',
                    help='skip the direct layer (it is slow on large kernels)')
     p.add_argument('--no-torch', dest='torch', action='store_false')
@@ -346,7 +346,8 @@ def main(argv=None):
     p.add_argument('--plot')
     p.add_argument('--loader', metavar='DATASET',
                    help='instead: time the DataLoader alone on this HDF5 dataset')
-    p.add_argument('--workers', type=int, default=2, help='loader threads (with --loader)')
+    p.add_argument('--workers', type=cli.whole(0), default=2,
+                   help='loader threads (with --loader)')
     args = p.parse_args(argv)
     try:
         device = backend.resolve_device(args.device)
@@ -355,7 +356,10 @@ def main(argv=None):
         p.error(str(e))
     if args.loader:
         for augment in (False, True):
-            rate = loader_throughput(args.loader, args.batch or 64, args.workers, augment)
+            try:
+                rate = loader_throughput(args.loader, args.batch or 64, args.workers, augment)
+            except (OSError, ValueError) as e:
+                p.error(str(e))
             print(f'DataLoader {args.loader}: batch {args.batch or 64}, {args.workers} workers, '
                   f'augment {augment}: {rate:.0f} images/s')
         return 0

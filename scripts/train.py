@@ -24,7 +24,7 @@ os.environ.setdefault('OPENBLAS_THREAD_TIMEOUT', '20')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from minifft import backend, checkpoint, data, datasets, distributed, model_files, nn  # noqa: E402
-from minifft import optim, random, trainer  # noqa: E402
+from minifft import cli, optim, random, trainer  # noqa: E402
 from minifft.atomic import atomic_path  # noqa: E402
 
 BUILTIN_DATA = {'synthetic': datasets.prepare_synthetic,
@@ -40,8 +40,8 @@ def parse_args(argv):
     p.add_argument('--model', help=f'a model file: {", ".join(model_files.available())}')
     p.add_argument('--data', help='an HDF5 dataset file, or a built-in name: '
                    f'{", ".join(BUILTIN_DATA)} (default: the model\'s)')
-    p.add_argument('--epochs', type=int)
-    p.add_argument('--batch-size', type=int)
+    p.add_argument('--epochs', type=cli.whole(1))
+    p.add_argument('--batch-size', type=cli.whole(1))
     p.add_argument('--lr', type=float)
     p.add_argument('--momentum', type=float)
     p.add_argument('--weight-decay', type=float)
@@ -49,12 +49,13 @@ def parse_args(argv):
                    'cosine')
     p.add_argument('--conv', choices=sorted(CONVS), default='fft')
     p.add_argument('--device', choices=backend.DEVICES, default='auto')
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=cli.whole(0), default=0)
     p.add_argument('--out', help='output folder (default: a new one under runs/)')
     p.add_argument('--resume', metavar='CHECKPOINT')
-    p.add_argument('--workers', type=int, default=2, help='loader threads (0: synchronous)')
+    p.add_argument('--workers', type=cli.whole(0), default=2,
+                   help='loader threads (0: synchronous)')
     p.add_argument('--eval-only', action='store_true', help='evaluate --resume on val and stop')
-    p.add_argument('--max-steps', type=int, help='cap on steps per epoch (smoke runs)')
+    p.add_argument('--max-steps', type=cli.whole(1), help='cap on steps per epoch (smoke runs)')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
     p.add_argument('--distributed', action='store_true',
                    help='data-parallel over MPI (implied when launched by mpirun)')
@@ -205,6 +206,10 @@ def run(args, comm):
         if nn.autotune.enabled():  # the plans of the run it continues
             nn.autotune.adopt(meta['extra'].get('fft_plans', []))
         say(f'resumed {args.resume} after epoch {start_epoch}')
+        if start_epoch >= args.epochs and not args.eval_only:
+            say(f'nothing to train: the checkpoint holds {start_epoch} epochs and --epochs is '
+                f'{args.epochs} (the total to reach); pass a larger --epochs to continue')
+            return 0
     comm.broadcast_state(model, opt)
     progress = comm.is_main and not args.no_progress
     if args.eval_only:
@@ -213,11 +218,14 @@ def run(args, comm):
         return 0
 
     out = args.out or (os.path.dirname(os.path.abspath(args.resume)) if args.resume else
-                       os.path.join('runs', f'{args.model}-{args.conv}-'
+                       os.path.join('runs', f'{model_files.label(args.model)}-{args.conv}-'
                                     f'{datetime.datetime.now():%Y%m%d-%H%M%S}'))
     ckpt = os.path.join(out, 'checkpoint.h5')
     if comm.is_main:
-        os.makedirs(out, exist_ok=True)
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f'output folder {out}: cannot create it ({e.strerror or e})') from e
     say(f'writing to {out}')
     saved_args = dict(vars(args), model=args.model)
     done = start_epoch  # epochs whose results are in the checkpoint

@@ -40,3 +40,15 @@ def test_bad_arguments_are_named():
     r = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'benchmark.py'),
                         '--suite', 'quick', '--layers', 'L9'], capture_output=True, text=True)
     assert r.returncode == 2 and "unknown layers ['L9']" in r.stderr
+
+
+def test_bad_counts_and_files_are_named(tmp_path):
+    script = os.path.join(ROOT, 'scripts', 'benchmark.py')
+    for args, message in ((['--repeat', '0'], "argument --repeat: must be a whole number >= 1"),
+                          (['--batch', '0'], "argument --batch: must be a whole number >= 1"),
+                          (['--warmup', '-1'], "argument --warmup: must be a whole number >= 0"),
+                          (['--loader', str(tmp_path / 'none.h5')], 'no such dataset file')):
+        r = subprocess.run([sys.executable, script, '--suite', 'quick', *args],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and message in r.stderr and 'Traceback' not in r.stderr, \
+            r.stderr

@@ -199,12 +199,58 @@ def test_bad_arguments(setup, tmp_path):
     assert r.returncode == 2 and 'no such file' in r.stderr
     for threads in ('two', '0', '-1'):
         r = subprocess.run([sys.executable, TRAIN, '--model', setup[1], '--data', setup[0],
-                            '--epochs', '0', '--out', str(tmp_path / 'threads')],
+                            '--epochs', '1', '--out', str(tmp_path / 'threads')],
                            capture_output=True, text=True,
                            env=dict(os.environ, MINIFFT_THREADS=threads))
         assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr
         assert f"MINIFFT_THREADS must be a whole number of threads, at least 1, got '{threads}'" \
             in r.stderr
+
+
+@pytest.mark.parametrize('flag, value, minimum', [
+    ('--epochs', '0', 1), ('--epochs', '-1', 1), ('--batch-size', '0', 1),
+    ('--max-steps', '0', 1), ('--max-steps', '-2', 1), ('--workers', '-3', 0),
+    ('--seed', '-1', 0), ('--epochs', 'two', 1)])
+def test_bad_counts_are_named_before_any_work(setup, tmp_path, flag, value, minimum):
+    """Counts out of range used to train zero steps and report zero losses (--max-steps -2),
+    end "done" having done nothing (--epochs 0), take the default silently (--max-steps 0) or
+    fail after the run folder was made with a message that named no flag (--workers -3)."""
+    out = tmp_path / 'run'
+    r = subprocess.run([sys.executable, TRAIN, '--model', setup[1], '--data', setup[0],
+                        '--out', str(out), flag, value], capture_output=True, text=True)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr
+    assert f"argument {flag}: must be a whole number >= {minimum}, got '{value}'" in r.stderr
+    assert not out.exists()
+
+
+def test_model_file_defaults_are_checked(setup, tmp_path):
+    model = tmp_path / 'zero_epochs.py'
+    model.write_text(TINY_MODEL.replace('EPOCHS = 3', 'EPOCHS = 0'))
+    r = subprocess.run([sys.executable, TRAIN, '--model', str(model), '--data', setup[0],
+                        '--out', str(tmp_path / 'run')], capture_output=True, text=True)
+    assert r.returncode == 2 and 'EPOCHS must be a whole number >= 1, got 0' in r.stderr
+    assert not (tmp_path / 'run').exists()
+
+
+def test_resume_with_nothing_left_to_train_says_so(setup, tmp_path, capsys):
+    out = str(tmp_path / 'run')
+    assert run(setup, '--epochs', '1', '--max-steps', '2', '--out', out) == 0
+    ckpt = os.path.join(out, 'checkpoint.h5')
+    before = open(ckpt, 'rb').read()
+    capsys.readouterr()
+    assert run(setup, '--epochs', '1', '--resume', ckpt) == 0
+    said = capsys.readouterr().out
+    assert 'nothing to train: the checkpoint holds 1 epochs and --epochs is 1' in said
+    assert open(ckpt, 'rb').read() == before
+
+
+def test_default_run_folder_is_named_after_the_model(setup, tmp_path, monkeypatch):
+    """A model given as a path names its run folder by its file name, under runs/ (it used
+    to be put beside the model file, named 'tiny_model.py-fft-...')."""
+    monkeypatch.chdir(tmp_path)
+    assert run(setup, '--epochs', '1', '--max-steps', '1') == 0
+    folders = os.listdir(tmp_path / 'runs')
+    assert len(folders) == 1 and folders[0].startswith('tiny_model-fft-'), folders
 
 
 def test_model_files_build_with_both_convolutions():
