@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from minifft import datasets  # noqa: E402
+from minifft import cli, datasets  # noqa: E402
 
 
 def main(argv=None):
@@ -22,16 +22,16 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='command', required=True)
     p = sub.add_parser('synthetic', help='ImageNet-shaped 3x64x64 gratings, 32 classes')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--train', type=int, default=12800, help='training images')
-    p.add_argument('--val', type=int, default=2000, help='validation images')
+    p.add_argument('--seed', type=cli.whole(0), default=0)
+    p.add_argument('--train', type=cli.whole(1), default=12800, help='training images')
+    p.add_argument('--val', type=cli.whole(1), default=2000, help='validation images')
     p = sub.add_parser('fashion-mnist', help='Fashion-MNIST from its IDX .gz files')
     p.add_argument('dir', nargs='?', default=None,
                    help="folder of the IDX files (default: Debian's dataset-fashion-mnist)")
     p = sub.add_parser('imagefolder', help='ROOT/train/<class>/*, ROOT/val/<class>/*')
     p.add_argument('root')
-    p.add_argument('--size', type=int, required=True, help='output side in pixels')
-    p.add_argument('--workers', type=int, default=None, help='decoding processes')
+    p.add_argument('--size', type=cli.whole(1), required=True, help='output side in pixels')
+    p.add_argument('--workers', type=cli.whole(1), default=None, help='decoding processes')
     p = sub.add_parser('imagenet-downsampled', help='Downsampled ImageNet pickles')
     p.add_argument('dir')
     for p in sub.choices.values():

@@ -62,6 +62,20 @@ def test_fashion_mnist_missing_files_say_how_to_get_them(tmp_path):
     assert not os.path.exists(tmp_path / 'x.h5')
 
 
+@pytest.mark.parametrize('args, message', [
+    (['synthetic', '--train', '0'], "argument --train: must be a whole number >= 1, got '0'"),
+    (['synthetic', '--val', '-1'], "argument --val: must be a whole number >= 1, got '-1'"),
+    (['synthetic', '--seed', '-1'], "argument --seed: must be a whole number >= 0, got '-1'"),
+    (['imagefolder', '.', '--size', '0'], "argument --size: must be a whole number >= 1")])
+def test_bad_counts_are_named_before_any_work(tmp_path, args, message):
+    """--val 0 used to end in h5py's chunk-shape error after all the training images were
+    made, and --seed -1 in 'expected non-negative integer', naming no flag."""
+    r = subprocess.run(PREPARE + args + ['--out', str(tmp_path / 'x.h5')], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert not os.path.exists(tmp_path / 'x.h5')
+
+
 def test_imagefolder_round_trip_skips_unreadable(tmp_path):
     Image = pytest.importorskip('PIL.Image')
     rng = np.random.default_rng(1)
