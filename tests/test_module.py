@@ -1,6 +1,7 @@
 """The Module contract, containers, criterions, SGD and the errors for bad input."""
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -315,6 +316,24 @@ def test_conv_bad_input(conv):
     layer.forward(x)
     with pytest.raises(ValueError, match=r'gradOutput must have shape \(2, 4, 5, 5\)'):
         layer.backward(x, np.zeros((3, 4, 5, 5), np.float32))
+
+
+@pytest.mark.parametrize('make, message', [
+    (lambda: nn.SpatialConvolution(3, 4, 2.5), 'Convolution: kW must be a whole number >= 1'),
+    (lambda: nn.SpatialConvolutionFFT(3, 4, 3, 3, 1, 1, -1), 'padW must be a whole number >= 0'),
+    (lambda: nn.SpatialConvolutionFFT(0, 4, 3), 'nInputPlane must be a whole number >= 1, got 0'),
+    (lambda: nn.SpatialMaxPooling(0, 0), 'MaxPooling: kW must be a whole number >= 1, got 0'),
+    (lambda: nn.SpatialAveragePooling(2, 2, 0, 0), 'dW must be a whole number >= 1, got 0'),
+    (lambda: nn.Linear(0, 3), 'Linear: inputSize must be a whole number >= 1, got 0'),
+    (lambda: nn.Linear(4, '3'), "outputSize must be a whole number >= 1, got '3'"),
+    (lambda: nn.SpatialBatchNormalization(0), 'nOutput must be a whole number >= 1, got 0')])
+def test_bad_sizes_in_constructors(make, message):
+    """Sizes are whole numbers in range, said at construction: a 2.5 kernel was truncated to
+    2 silently, Linear(0, 3) divided by zero, and pooling or batch normalisation of size 0
+    were accepted until an obscure failure later."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make()
+    assert nn.SpatialConvolutionFFT(3, 4, 3.0).kW == 3  # a whole float is a whole number
 
 
 def test_linear_and_pooling_bad_input():

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import backend, random
 from .fft_cache import FFTCache
-from .module import Module, as_image_batch, check_grad_output, check_same_dtype
+from .module import Module, as_image_batch, check_grad_output, check_same_dtype, whole
 
 
 class _SpatialConvolutionBase(Module):
@@ -18,19 +18,14 @@ class _SpatialConvolutionBase(Module):
     def __init__(self, nInputPlane, nOutputPlane, kW, kH=None, dW=1, dH=None, padW=0,
                  padH=None):
         super().__init__()
-        self.nInputPlane, self.nOutputPlane = int(nInputPlane), int(nOutputPlane)
-        self.kW = int(kW)
-        self.kH = int(kH) if kH is not None else self.kW
-        self.dW = int(dW)
-        self.dH = int(dH) if dH is not None else self.dW
-        self.padW = int(padW)
-        self.padH = int(padH) if padH is not None else self.padW
-        for what, v, low in (('nInputPlane', self.nInputPlane, 1),
-                             ('nOutputPlane', self.nOutputPlane, 1), ('kW', self.kW, 1),
-                             ('kH', self.kH, 1), ('dW', self.dW, 1), ('dH', self.dH, 1),
-                             ('padW', self.padW, 0), ('padH', self.padH, 0)):
-            if v < low:
-                raise ValueError(f'{self.name()}: {what} must be >= {low}, got {v}')
+        self.nInputPlane = whole(self, 'nInputPlane', nInputPlane, 1)
+        self.nOutputPlane = whole(self, 'nOutputPlane', nOutputPlane, 1)
+        self.kW = whole(self, 'kW', kW, 1)
+        self.kH = whole(self, 'kH', kH, 1) if kH is not None else self.kW
+        self.dW = whole(self, 'dW', dW, 1)
+        self.dH = whole(self, 'dH', dH, 1) if dH is not None else self.dW
+        self.padW = whole(self, 'padW', padW, 0)
+        self.padH = whole(self, 'padH', padH, 0) if padH is not None else self.padW
         shape = (self.nOutputPlane, self.nInputPlane, self.kH, self.kW)
         self.weight = np.zeros(shape, np.float32)
         self.gradWeight = np.zeros(shape, np.float32)

@@ -3,7 +3,8 @@ import math
 import numpy as np
 
 from .. import backend, random
-from .module import Module, check_dims, check_grad_output, check_same_dtype, check_size
+from .module import (Module, check_dims, check_grad_output, check_same_dtype, check_size,
+                     whole)
 
 
 class Linear(Module):
@@ -12,7 +13,8 @@ class Linear(Module):
 
     def __init__(self, inputSize, outputSize, bias=True):
         super().__init__()
-        self.inputSize, self.outputSize = int(inputSize), int(outputSize)
+        self.inputSize = whole(self, 'inputSize', inputSize, 1)
+        self.outputSize = whole(self, 'outputSize', outputSize, 1)
         self.weight = np.zeros((self.outputSize, self.inputSize), np.float32)
         self.gradWeight = np.zeros_like(self.weight)
         self.bias = np.zeros(self.outputSize, np.float32) if bias else None

@@ -4,6 +4,8 @@ State lives in plain fields: ``output``, ``gradInput`` and, for layers with para
 ``weight``/``bias`` with ``gradWeight``/``gradBias``. ``accGradParameters`` *accumulates*
 ``scale * gradient``; ``zeroGradParameters`` clears the accumulators.
 """
+import numbers
+
 import numpy as np
 
 from .. import backend
@@ -160,6 +162,16 @@ def _parse_type(t):
 
 
 # -- checks shared by the layers: errors name the module and what was expected --------------
+def whole(module, what, value, low):
+    """A constructor's size ``value`` as an int, checked to be a whole number (3 or 3.0: int()
+    would turn 2.5 into 2 silently) of at least ``low``."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
+            or not float(value).is_integer() or value < low):
+        raise ValueError(f'{module.name()}: {what} must be a whole number >= {low}, '
+                         f'got {value!r}')
+    return int(value)
+
+
 def check_float_array(module, a, what, finite=True):
     if not backend.is_array(a):
         raise TypeError(f'{module.name()}: {what} must be a NumPy or CuPy array, '

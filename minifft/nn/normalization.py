@@ -4,7 +4,7 @@ import numpy as np
 from .. import backend
 from ..parallel import each_part
 from .module import (Module, as_image_batch, check_dims, check_float_array, check_grad_output,
-                     check_size)
+                     check_size, whole)
 
 
 class BatchNormalization(Module):
@@ -16,7 +16,8 @@ class BatchNormalization(Module):
 
     def __init__(self, nOutput, eps=1e-5, momentum=0.1, affine=True):
         super().__init__()
-        self.nOutput, self.eps, self.momentum, self.affine = int(nOutput), eps, momentum, affine
+        self.nOutput = whole(self, 'nOutput', nOutput, 1)
+        self.eps, self.momentum, self.affine = eps, momentum, affine
         self.running_mean = np.zeros(self.nOutput, np.float32)
         self.running_var = np.ones(self.nOutput, np.float32)
         self.weight = np.ones(self.nOutput, np.float32) if affine else None

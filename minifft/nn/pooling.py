@@ -8,16 +8,16 @@ import math
 
 from .. import backend
 from ..parallel import each_part
-from .module import Module, as_image_batch, check_grad_output
+from .module import Module, as_image_batch, check_grad_output, whole
 
 
 class _SpatialPooling(Module):
     def __init__(self, kW, kH, dW=None, dH=None, padW=0, padH=0):
         super().__init__()
-        self.kW, self.kH = int(kW), int(kH)
-        self.dW = int(dW) if dW is not None else self.kW
-        self.dH = int(dH) if dH is not None else self.kH
-        self.padW, self.padH = int(padW), int(padH)
+        self.kW, self.kH = whole(self, 'kW', kW, 1), whole(self, 'kH', kH, 1)
+        self.dW = whole(self, 'dW', dW, 1) if dW is not None else self.kW
+        self.dH = whole(self, 'dH', dH, 1) if dH is not None else self.kH
+        self.padW, self.padH = whole(self, 'padW', padW, 0), whole(self, 'padH', padH, 0)
         self.ceil_mode = False
         if self.padW * 2 > self.kW or self.padH * 2 > self.kH:
             raise ValueError(f'{self.name()}: padding ({self.padW}, {self.padH}) must be at most '
