@@ -212,13 +212,6 @@ class DFTPlan:
         u = self.inv_h[kind](part.reshape(NH, -1)).view(self.real)           # (Rh, m, 2Q)
         return (u.reshape(-1, 2 * Q) @ self.inv_w[kind]).reshape(Rh, -1, Rw)
 
-    def _column_blocks(self, bytes_per_column):
-        """Slices of the Q frequency columns, each block's products small enough to stay in
-        cache between the GEMM that makes them and the one that uses them."""
-        Q = self.aw.Q
-        step = max(1, _BLOCK_BYTES // max(bytes_per_column, 1))
-        return parallel.slices(Q, step)
-
     def _grid(self, a):
         """A frequency-major ``(F, a, b)`` array as ``(NH, Q, a, b)``."""
         return a.reshape((self.NH, self.aw.Q) + a.shape[1:])
@@ -314,7 +307,7 @@ class DFTPlan:
         def block(cols):
             V = self._weight_products(a, b, cols)
             xp.matmul(inv, V.reshape(self.NH, -1), out=U[:, cols].reshape(kH, -1))
-        self._each(block, self._column_blocks(self.NH * a.shape[2] * b.shape[2] * X.itemsize))
+        self._each(block, self._weight_blocks(a, b))
         r = (self.taps_w @ U.reshape(kH, Q, -1)).real.reshape(kH, -1, a.shape[2], b.shape[2])
         return xp.ascontiguousarray(r.transpose(3, 2, 0, 1) if a is X else
                                     r.transpose(2, 3, 0, 1))
@@ -328,7 +321,7 @@ class DFTPlan:
 
         def block(cols):
             V[:, cols] = self._weight_products(a, b, cols)
-        self._each(block, self._column_blocks(self.NH * a.shape[2] * b.shape[2] * X.itemsize))
+        self._each(block, self._weight_blocks(a, b))
         return V.reshape(-1, a.shape[2], b.shape[2]), a is X
 
     @staticmethod
@@ -337,6 +330,12 @@ class DFTPlan:
         ``X^T @ D``, so that the GEMMs' results have f' columns rather than f (convnet L1,
         f = 3: 63 -> 22 ms at batch 16)."""
         return (X, D) if X.shape[2] <= _FEW_PLANES else (D, X)
+
+    def _weight_blocks(self, a, b):
+        """Slices of the Q frequency columns, each block's products ``a^T @ b`` small enough
+        to stay in cache between the GEMM that makes them and the one that uses them."""
+        step = max(1, _BLOCK_BYTES // (self.NH * a.shape[2] * b.shape[2] * a.itemsize))
+        return parallel.slices(self.aw.Q, step)
 
     def _weight_products(self, a, b, cols):
         """``a^T @ b`` at the frequency columns ``cols``: ``(NH, Q', rows, columns)``."""
