@@ -32,6 +32,11 @@ BUILTIN_DATA = {'synthetic': datasets.prepare_synthetic,
 CONVS = {'fft': nn.SpatialConvolutionFFT, 'direct': nn.SpatialConvolution}
 LOG_COLUMNS = ['epoch', 'train_loss', 'train_top1', 'val_loss', 'val_top1', 'val_top5',
                'images_per_s', 'seconds']
+# on --resume, what the command line leaves out is taken from the run being continued (then
+# from the model file); --max-steps (a smoke run's cap), --workers, --device and the like
+# belong to the process, not to the run
+RESUMED = ('model', 'data', 'epochs', 'batch_size', 'lr', 'momentum', 'weight_decay', 'schedule',
+           'conv', 'seed')
 
 
 def parse_args(argv):
@@ -47,9 +52,9 @@ def parse_args(argv):
     p.add_argument('--weight-decay', type=float)
     p.add_argument('--schedule', help='constant | step:STEP[:GAMMA] | multistep:M1,M2[:GAMMA] | '
                    'cosine')
-    p.add_argument('--conv', choices=sorted(CONVS), default='fft')
+    p.add_argument('--conv', choices=sorted(CONVS), help='default: fft')
     p.add_argument('--device', choices=backend.DEVICES, default='auto')
-    p.add_argument('--seed', type=cli.whole(0), default=0)
+    p.add_argument('--seed', type=cli.whole(0), help='default: 0')
     p.add_argument('--out', help='output folder (default: a new one under runs/)')
     p.add_argument('--resume', metavar='CHECKPOINT')
     p.add_argument('--workers', type=cli.whole(0), default=2,
@@ -74,6 +79,7 @@ def parse_args(argv):
 
 
 def fill_defaults(args, spec):
+    """The model file's defaults (then the library's) for what is still unset."""
     for arg, attr, fallback in (('data', 'DATASET', None), ('epochs', 'EPOCHS', None),
                                 ('batch_size', 'BATCH_SIZE', None), ('lr', 'LR', None),
                                 ('momentum', 'MOMENTUM', 0.9),
@@ -81,6 +87,8 @@ def fill_defaults(args, spec):
                                 ('schedule', 'SCHEDULE', 'constant')):
         if getattr(args, arg) is None:
             setattr(args, arg, getattr(spec, attr, fallback))
+    args.conv = args.conv or 'fft'
+    args.seed = 0 if args.seed is None else args.seed
 
 
 def dataset_path(name, comm):
@@ -165,8 +173,10 @@ def main(argv=None):
 def run(args, comm):
     say = print if comm.is_main else (lambda *a, **k: None)
     meta = checkpoint.read_meta(args.resume) if args.resume else None
-    if meta and not args.model:
-        args.model = meta['args'].get('model')
+    if meta:  # what the command line leaves out, the run being continued had
+        for key in RESUMED:
+            if getattr(args, key) is None:
+                setattr(args, key, meta['args'].get(key))
     spec = model_files.load(args.model)
     fill_defaults(args, spec)
     device = backend.resolve_device(args.device)
@@ -205,7 +215,8 @@ def run(args, comm):
         start_epoch, history = meta['epoch'], meta['history']
         if nn.autotune.enabled():  # the plans of the run it continues
             nn.autotune.adopt(meta['extra'].get('fft_plans', []))
-        say(f'resumed {args.resume} after epoch {start_epoch}')
+        say(f'resumed {args.resume} after epoch {start_epoch}: data {args.data}, batch '
+            f'{args.batch_size}, lr {args.lr} ({args.schedule}), {args.epochs} epochs in all')
         if start_epoch >= args.epochs and not args.eval_only:
             say(f'nothing to train: the checkpoint holds {start_epoch} epochs and --epochs is '
                 f'{args.epochs} (the total to reach); pass a larger --epochs to continue')

@@ -113,6 +113,27 @@ def test_resume_is_exact(setup):
     assert [r['epoch'] for r in read_log(split)] == ['1', '2']
 
 
+def test_resume_keeps_the_runs_settings(setup, capsys):
+    """`--resume X` continues the run X was: its data, batch size, learning rate and
+    schedule, not the model file's defaults (which would have trained on the synthetic set at
+    lr 0.05 here, or on other data of the same shape without a word)."""
+    root = setup[2]
+    straight, split = str(root / 'kept_straight'), str(root / 'kept_split')
+    settings = ['--lr', '0.01', '--batch-size', '8', '--schedule', 'step:1:0.5', '--seed', '3',
+                '--no-autotune']
+    assert run(setup, '--epochs', '2', *settings, '--out', straight) == 0
+    assert run(setup, '--epochs', '1', *settings, '--out', split) == 0
+    capsys.readouterr()
+    assert train.main(['--resume', os.path.join(split, 'checkpoint.h5'), '--epochs', '2',
+                       '--no-autotune', '--workers', '1', '--no-progress']) == 0
+    said = capsys.readouterr().out
+    assert f'data {setup[0]}, batch 8, lr 0.01 (step:1:0.5), 2 epochs in all' in said
+    assert 'seed 3' in said
+    a = _params(os.path.join(straight, 'checkpoint.h5'))
+    b = _params(os.path.join(split, 'checkpoint.h5'))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def test_resume_with_autotuning_keeps_the_plans(setup, monkeypatch):
     """An autotuned run's checkpoint carries its plans: a resumed run in a fresh process
     (no timings yet) takes them instead of measuring anew, so it continues bit for bit even
