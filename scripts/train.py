@@ -216,9 +216,9 @@ def run(args, comm):
         if nn.autotune.enabled():  # the plans of the run it continues
             nn.autotune.adopt(meta['extra'].get('fft_plans', []))
         say(f'resumed {args.resume} after epoch {start_epoch}: data {args.data}, batch '
-            f'{args.batch_size}, lr {args.lr} ({args.schedule}), {args.epochs} epochs in all')
+            f'{args.batch_size}, lr {args.lr} ({args.schedule}), --epochs {args.epochs}')
         if start_epoch >= args.epochs and not args.eval_only:
-            say(f'nothing to train: the checkpoint holds {start_epoch} epochs and --epochs is '
+            say(f'nothing to train: the checkpoint holds epoch {start_epoch} and --epochs is '
                 f'{args.epochs} (the total to reach); pass a larger --epochs to continue')
             return 0
     comm.broadcast_state(model, opt)

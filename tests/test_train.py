@@ -127,7 +127,7 @@ def test_resume_keeps_the_runs_settings(setup, capsys):
     assert train.main(['--resume', os.path.join(split, 'checkpoint.h5'), '--epochs', '2',
                        '--no-autotune', '--workers', '1', '--no-progress']) == 0
     said = capsys.readouterr().out
-    assert f'data {setup[0]}, batch 8, lr 0.01 (step:1:0.5), 2 epochs in all' in said
+    assert f'data {setup[0]}, batch 8, lr 0.01 (step:1:0.5), --epochs 2' in said
     assert 'seed 3' in said
     a = _params(os.path.join(straight, 'checkpoint.h5'))
     b = _params(os.path.join(split, 'checkpoint.h5'))
@@ -261,7 +261,7 @@ def test_resume_with_nothing_left_to_train_says_so(setup, tmp_path, capsys):
     capsys.readouterr()
     assert run(setup, '--epochs', '1', '--resume', ckpt) == 0
     said = capsys.readouterr().out
-    assert 'nothing to train: the checkpoint holds 1 epochs and --epochs is 1' in said
+    assert 'nothing to train: the checkpoint holds epoch 1 and --epochs is 1' in said
     assert open(ckpt, 'rb').read() == before
 
 
