@@ -205,8 +205,12 @@ def test_criterion_bad_targets():
     x = np.zeros((3, 4), np.float32)
     with pytest.raises(ValueError, match=r'targets must be in \[0, 4\)'):
         nn.ClassNLLCriterion().forward(x, np.array([0, 4, 1]))
-    with pytest.raises(ValueError, match='2 targets for a batch of 3'):
+    with pytest.raises(ValueError, match='CrossEntropyCriterion: 2 targets for a batch of 3'):
         nn.CrossEntropyCriterion().forward(x, np.array([0, 1]))
+    with pytest.raises(TypeError, match='CrossEntropyCriterion: target must hold integer'):
+        nn.CrossEntropyCriterion().forward(x, np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match=r'CrossEntropyCriterion: input must be \(B, C\)'):
+        nn.CrossEntropyCriterion().forward(np.zeros((2, 3, 4), np.float32), np.array([0, 1]))
     with pytest.raises(TypeError, match='integer class indices'):
         nn.ClassNLLCriterion().forward(x, np.array([0.0, 1.0, 2.0]))
     with pytest.raises(ValueError, match='NaN or Inf'):

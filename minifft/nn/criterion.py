@@ -109,6 +109,8 @@ class CrossEntropyCriterion(Criterion):
         super().__init__()
         self.lsm = LogSoftMax()
         self.nll = ClassNLLCriterion(weights, sizeAverage)
+        # bad input is reported under the name the user wrote, not a part's
+        self.lsm.name = self.nll.name = self.name
 
     def updateOutput(self, input, target):
         self.output = self.nll.updateOutput(self.lsm.updateOutput(input), target)
