@@ -3,6 +3,8 @@ module-level defaults (INPUT_SHAPE, DATASET, EPOCHS, BATCH_SIZE, LR, ...)."""
 import importlib.util
 import os
 
+from .nn.module import whole_number
+
 MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'models')
 REQUIRED = ('create_model', 'INPUT_SHAPE', 'DATASET', 'EPOCHS', 'BATCH_SIZE', 'LR')
 
@@ -26,9 +28,11 @@ def load(name):
         raise ValueError(f'{path}: a model file must define {", ".join(missing)}')
     # a run of zero epochs would end "done", having done nothing
     for key in ('EPOCHS', 'BATCH_SIZE'):
-        value = getattr(module, key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f'{path}: {key} must be a whole number >= 1, got {value!r}')
+        value = whole_number(getattr(module, key), 1)
+        if value is None:
+            raise ValueError(f'{path}: {key} must be a whole number >= 1, got '
+                             f'{getattr(module, key)!r}')
+        setattr(module, key, value)
     return module
 
 

@@ -162,14 +162,22 @@ def _parse_type(t):
 
 
 # -- checks shared by the layers: errors name the module and what was expected --------------
-def whole(module, what, value, low):
-    """A constructor's size ``value`` as an int, checked to be a whole number (3 or 3.0: int()
-    would turn 2.5 into 2 silently) of at least ``low``."""
+def whole_number(value, low):
+    """``value`` as an int if it is a whole number (3 or 3.0; not 2.5, which int() would turn
+    into 2 silently, nor True or '3') of at least ``low``, else None."""
     if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
             or not float(value).is_integer() or value < low):
+        return None
+    return int(value)
+
+
+def whole(module, what, value, low):
+    """A constructor's size ``value`` as an int, checked by ``whole_number``."""
+    n = whole_number(value, low)
+    if n is None:
         raise ValueError(f'{module.name()}: {what} must be a whole number >= {low}, '
                          f'got {value!r}')
-    return int(value)
+    return n
 
 
 def check_float_array(module, a, what, finite=True):
