@@ -51,12 +51,14 @@ def threads():
 
 
 def set_threads(n):
-    """Use ``n`` threads from now on (1: everything on the calling thread). Returns the
-    previous number."""
-    if int(n) < 1:
+    """Use ``n`` threads from now on (1: everything on the calling thread), or with None the
+    default again (``MINIFFT_THREADS``, else the cores), resolved on next use. Returns what
+    was set before, None where nothing was yet, so that ``set_threads(previous)`` restores it.
+    A program's own count needs no valid ``MINIFFT_THREADS``."""
+    if n is not None and int(n) < 1:
         raise ValueError(f'threads must be at least 1, got {n!r}')
-    previous, _state['threads'] = threads(), int(n)
-    if _state['pool'] is not None and previous != _state['threads']:
+    previous, _state['threads'] = _state['threads'], None if n is None else int(n)
+    if _state['pool'] is not None and previous != _state['threads']:  # sized for the old one
         _state['pool'].shutdown()
         _state['pool'] = None
     return previous

@@ -317,6 +317,25 @@ def test_minifft_threads_is_read_once_and_checked(monkeypatch):
             parallel.threads()
 
 
+def test_set_threads_overrides_a_bad_environment_and_restores(monkeypatch):
+    """A program's own thread count works while MINIFFT_THREADS is bad (set_threads used to
+    parse it first and raise), and set_threads(previous) gives back exactly what was there,
+    the unresolved default included."""
+    from minifft import parallel
+    monkeypatch.setattr(parallel, '_state', {'pool': None, 'threads': None})
+    monkeypatch.setenv('MINIFFT_THREADS', 'abc')
+    previous = parallel.set_threads(2)
+    assert previous is None and parallel.threads() == 2
+    assert parallel.each(lambda i: i + 1, range(5)) == [1, 2, 3, 4, 5]
+    assert parallel.set_threads(previous) == 2
+    with pytest.raises(ValueError, match="at least 1, got 'abc'"):
+        parallel.threads()
+    monkeypatch.setenv('MINIFFT_THREADS', '3')
+    assert parallel.threads() == 3 and parallel.set_threads(None) == 3
+    monkeypatch.setenv('MINIFFT_THREADS', '1')
+    assert parallel.threads() == 1
+
+
 def test_each_keeps_order_and_runs_in_turn_where_blas_cannot_be_limited(monkeypatch):
     """``each`` returns its results in the items' order; with ``blas``, where the BLAS cannot
     be made single-threaded, the items run in turn on the calling thread."""
