@@ -39,7 +39,8 @@ step "tests (GPU only, verbose)" 60 python3 -m pytest -q -m gpu -rs -p no:cachep
 for tf32 in off on; do
     step "benchmark convnet tf32=$tf32" 75 env CUPY_TF32=$([ $tf32 = on ] && echo 1 || echo 0) \
         python3 scripts/benchmark.py --device gpu --suite convnet --batch 128 --no-direct \
-        --repeat 5 --warmup 2 --tf32 $tf32 ${OUT:+--json "$OUT/convnet_tf32_$tf32.json"}
+        --repeat 5 --warmup 2 --tf32 $tf32 $([ $tf32 = off ] && echo --gemm-rates) \
+        ${OUT:+--json "$OUT/convnet_tf32_$tf32.json"}
 done
 python3 scripts/prepare_data.py synthetic >/dev/null 2>&1
 for conv in fft direct; do
