@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import backend
+from .cli import parse_whole
 
 _PART_BYTES = 1 << 20
 
@@ -29,11 +30,8 @@ def requested_threads():
     value = os.environ.get('MINIFFT_THREADS', '').strip()
     if not value:
         return None
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
+    n = parse_whole(value, 1)
+    if n is None:
         raise ValueError(f'MINIFFT_THREADS must be a whole number of threads, at least 1, '
                          f'got {value!r}')
     return n
