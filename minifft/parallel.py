@@ -69,7 +69,10 @@ def slices(n, step):
 
 def split(n, parts, whole=1):
     """``[0, n)`` cut into at most ``parts`` slices of nearly equal length (multiples of
-    ``whole``, but for the last), so that threads taking one slice each finish together."""
+    ``whole``, but for the last), so that threads taking one slice each finish together; none
+    for an empty range."""
+    if n <= 0:
+        return []
     units = -(-n // whole)
     bounds = sorted({min(n, units * i // parts * whole) for i in range(parts + 1)})
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]

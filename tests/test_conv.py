@@ -228,6 +228,23 @@ def test_identity_policy_used_on_the_gpu(conv, rng):
         nn.FFTCache('sometimes')
 
 
+@pytest.mark.parametrize('strategy', ['dft', 'fft', 'tiled'])
+@pytest.mark.parametrize('shape', [(0, 3, 9, 9), (0, 3, 40, 40)])
+def test_empty_batch(strategy, shape):
+    """An empty batch gives empty results and leaves the gradients alone, as the direct layer
+    does (the FFT layer divided by zero cutting no maps into chunks)."""
+    fft = nn.SpatialConvolutionFFT(3, 4, 3, 3, 1, 1, 1, 1, strategy=strategy)
+    direct = nn.SpatialConvolution(3, 4, 3, 3, 1, 1, 1, 1)
+    x = np.zeros(shape, np.float32)
+    for layer in (fft, direct):
+        out = layer.forward(x)
+        assert out.shape == (0, 4) + shape[2:] and out.dtype == np.float32
+        layer.gradWeight[...] = 1
+        layer.gradBias[...] = 2
+        assert layer.backward(x, np.zeros(out.shape, np.float32)).shape == shape
+        assert (layer.gradWeight == 1).all() and (layer.gradBias == 2).all()
+
+
 def test_acc_grad_parameters_alone(rng):
     layer, x = make(nn.SpatialConvolutionFFT, CASES[3], np.float64, rng=rng)
     out = layer.forward(x)

@@ -385,3 +385,14 @@ def test_each_limits_blas_threads_meanwhile():
         assert [get() for get, _ in backend._openblas()] == before
     finally:
         parallel.set_threads(previous)
+
+
+@pytest.mark.parametrize('layer, out_shape', [
+    (nn.View(-1), (0, 48)), (nn.View(3, -1), (0, 3, 16)), (nn.Reshape(-1, 4), (0, 12, 4)),
+    (nn.SpatialBatchNormalization(3).evaluate(), (0, 3, 4, 4))])
+def test_empty_batch_passes_through(layer, out_shape):
+    """``View(-1)`` of an empty batch: NumPy cannot infer the -1 of a reshape of nothing
+    (it raised 'cannot reshape array of size 0'); batch normalisation in evaluation mode too."""
+    x = np.zeros((0, 3, 4, 4), np.float32)
+    assert layer.forward(x).shape == out_shape
+    assert layer.backward(x, np.zeros(out_shape, np.float32)).shape == x.shape

@@ -219,6 +219,23 @@ def test_criterion_bad_targets():
         nn.ClassNLLCriterion(weights=[1, 2, 3]).forward(x, np.array([0, 1, 2]))
 
 
+@pytest.mark.parametrize('make, target', [
+    (nn.CrossEntropyCriterion, np.zeros(0, np.int64)),
+    (nn.ClassNLLCriterion, np.zeros(0, np.int64)),
+    (nn.MSECriterion, np.zeros((0, 4), np.float32))])
+def test_criterion_on_an_empty_batch(make, target):
+    """An average over no samples is named as such (it was NumPy's 'zero-size array to
+    reduction operation minimum' or a ZeroDivisionError); a sum over none is 0."""
+    x = np.zeros((0, 4), np.float32)
+    for op in ('forward', 'backward'):
+        with pytest.raises(ValueError, match=re.escape(
+                f'nn.{make.__name__}: the input is empty (shape (0, 4)); an average loss')):
+            getattr(make(), op)(x, target)
+    summed = make(sizeAverage=False)
+    assert float(summed.forward(x, target)) == 0
+    assert summed.backward(x, target).shape == (0, 4)
+
+
 @pytest.mark.gpu
 def test_criterion_bad_targets_on_gpu_poison_without_reading_back():
     """On the GPU the range check would stop the host every step: a bad target makes the loss
@@ -317,9 +334,32 @@ def test_conv_bad_input(conv):
     with pytest.raises(ValueError, match='NaN or Inf'):
         layer.forward(np.full((1, 3, 9, 9), np.inf, np.float32))
     x = np.zeros((2, 3, 9, 9), np.float32)
+    with pytest.raises(TypeError, match='gradOutput is float64 but the parameters are float32'):
+        layer.updateGradInput(x, np.zeros((2, 4, 5, 5)))  # no forward yet
     layer.forward(x)
     with pytest.raises(ValueError, match=r'gradOutput must have shape \(2, 4, 5, 5\)'):
         layer.backward(x, np.zeros((3, 4, 5, 5), np.float32))
+
+
+@pytest.mark.parametrize('layer, shape', [
+    (nn.SpatialConvolution(3, 4, 3), (2, 3, 6, 6)),
+    (nn.SpatialConvolutionFFT(3, 4, 3), (2, 3, 6, 6)),
+    (nn.Linear(5, 2), (2, 5)),
+    (nn.SpatialMaxPooling(2, 2), (2, 3, 6, 6)),
+    (nn.ReLU(), (2, 3)),
+    (nn.SpatialBatchNormalization(3), (2, 3, 6, 6)),
+    (nn.View(-1), (2, 3, 2)),
+    (nn.Dropout(0.5), (2, 3))])
+def test_grad_output_of_another_dtype_is_named(layer, shape):
+    """A float64 gradOutput for a float32 output: the FFT layer failed deep in its transforms
+    ('could not broadcast input array from shape (8,5,8) into shape (8,5,4)'), the others
+    quietly made float64 gradients."""
+    x = np.ones(shape, np.float32)
+    out = layer.forward(x)
+    message = 'gradOutput is float64 but the output is float32; convert the gradOutput'
+    for op in ('backward', 'updateGradInput'):
+        with pytest.raises(TypeError, match=re.escape(f'{layer.name()}: {message}')):
+            getattr(layer, op)(x, np.ones(out.shape))
 
 
 @pytest.mark.parametrize('make, message', [

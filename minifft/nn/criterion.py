@@ -34,8 +34,16 @@ class Criterion:
     def __repr__(self):
         return self.name()
 
+    def _check_not_empty(self, input):
+        """An average over no samples is undefined (``sizeAverage``): say so, rather than
+        NumPy's warning and NaN or its error about reducing an empty array."""
+        if self.sizeAverage and input.size == 0:
+            raise ValueError(f'{self.name()}: the input is empty (shape {tuple(input.shape)}); '
+                             'an average loss needs at least one sample (or sizeAverage=False)')
+
     def _check_classes(self, input, target):
         check_dims(self, input, (1, 2), expected='(B, nClasses) or (nClasses,)')
+        self._check_not_empty(input)
         batch = input.reshape(1, -1) if input.ndim == 1 else input
         xp = backend.get_array_module(batch)
         target = xp.asarray(target).reshape(-1)
@@ -53,7 +61,7 @@ class Criterion:
             bad = (target < 0) | (target >= n)
             return batch, xp.where(bad, 0, target), xp.where(bad.any(), xp.nan, 0).astype(
                 batch.dtype)
-        lo, hi = int(target.min()), int(target.max())
+        lo, hi = (int(target.min()), int(target.max())) if target.size else (0, 0)
         if lo < 0 or hi >= n:
             raise ValueError(f'{self.name()}: targets must be in [0, {n}), got '
                              f'values in [{lo}, {hi}]')
@@ -134,6 +142,7 @@ class MSECriterion(Criterion):
         if tuple(target.shape) != tuple(input.shape):
             raise ValueError(f'{self.name()}: target shape {tuple(target.shape)} differs from '
                              f'input shape {tuple(input.shape)}')
+        self._check_not_empty(input)
         return input - target
 
     def updateOutput(self, input, target):

@@ -158,7 +158,7 @@ class DFTPlan:
             z = self.fwd_h[kind](t.reshape(Lh, -1))                          # (NH, m Q)
             grid[:, :, c] = z.reshape(NH, -1, Q).transpose(0, 2, 1)
         self._each(chunk, self._map_chunks(B1 * B2, Lh))
-        return spec.reshape(-1, B1, B2)
+        return spec.reshape(len(spec), B1, B2)
 
     def _inverse(self, z, kind, bias=None, transposed=False):
         """Real maps read back from a spectrum ``(F, B1, B2)``, chunk of maps by chunk, as
@@ -388,7 +388,7 @@ class FFTPlan(DFTPlan):
             z = self.fft.rfftn(window, s=(NH, NW), axes=(1, 2), workers=self._workers())
             dft.transpose(z.reshape(len(z), -1), out=spec[:, c])
         self._each(chunk, self._map_chunks(B1 * B2, NH))
-        return spec.reshape(-1, B1, B2)
+        return spec.reshape(len(spec), B1, B2)
 
     def _workers(self):
         """FFT threads per call: one where the chunks themselves run on all cores (``_each``

@@ -209,14 +209,21 @@ def check_same_dtype(module, a, what='input'):
     dt = module.dtype()
     if dt is not None and a.dtype != dt:
         raise TypeError(f'{module.name()}: {what} is {a.dtype} but the parameters are {dt}; '
-                        f'convert the input, or the model with .float()/.double()')
+                        f'convert the {what}, or the model with .float()/.double()')
 
 
 def check_grad_output(module, gradOutput):
-    """gradOutput must match the output this module last produced."""
-    if module.output is not None and tuple(gradOutput.shape) != tuple(module.output.shape):
+    """gradOutput must match the output this module last produced, in shape and dtype (a
+    float64 gradOutput for a float32 output would otherwise make float64 gradients, or fail
+    deep inside the FFT layer's transforms), and the parameters' dtype."""
+    out = module.output
+    if out is not None and tuple(gradOutput.shape) != tuple(out.shape):
         raise ValueError(f'{module.name()}: gradOutput shape {tuple(gradOutput.shape)} does not '
-                         f'match the output shape {tuple(module.output.shape)}')
+                         f'match the output shape {tuple(out.shape)}')
+    if out is not None and gradOutput.dtype != out.dtype:
+        raise TypeError(f'{module.name()}: gradOutput is {gradOutput.dtype} but the output is '
+                        f'{out.dtype}; convert the gradOutput')
+    check_same_dtype(module, gradOutput, 'gradOutput')
 
 
 def as_image_batch(module, input, channels=None, what='input'):

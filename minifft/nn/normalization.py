@@ -163,4 +163,4 @@ class SpatialBatchNormalization(BatchNormalization):
 
     def _as_batch(self, input):
         x = as_image_batch(self, input, self.nOutput)
-        return x.reshape(x.shape[0], self.nOutput, -1)
+        return x.reshape(x.shape[0], self.nOutput, x.shape[2] * x.shape[3])

@@ -22,11 +22,12 @@ class View(Module):
         if -1 not in self.sizes and input.size == known and input.ndim == len(self.sizes):
             return self.sizes  # a single sample
         batch = input.shape[0] if input.ndim > 0 else 1
-        per_sample = input.size // batch if batch else 0
+        per_sample = math.prod(input.shape[1:])
         if per_sample % known or (-1 not in self.sizes and per_sample != known):
             raise ValueError(f'{self.name()}: cannot view input of shape {tuple(input.shape)} '
                              f'as (batch, {", ".join(map(str, self.sizes))})')
-        return (batch,) + self.sizes
+        # the -1 resolved here: NumPy cannot infer it for an empty batch
+        return (batch,) + tuple(per_sample // known if s == -1 else s for s in self.sizes)
 
     def updateOutput(self, input):
         self.output = input.reshape(self._target(input))
