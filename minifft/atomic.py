@@ -8,6 +8,8 @@ import tempfile
 def atomic_path(path):
     """A temporary path beside ``path``; renamed over it only if the block succeeds."""
     path = os.path.abspath(path)
+    if os.path.isdir(path):  # else found only at the rename, after all the writing
+        raise IsADirectoryError(f'{path} is a folder; expected a file name')
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + '.', suffix='.partial',
                                dir=os.path.dirname(path))

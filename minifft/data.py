@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 
 from . import backend
+from .checks import whole_number
 
 SPLITS = ('train', 'val')
 
@@ -91,6 +92,9 @@ class HDF5Dataset:
         one-call fancy selection of a random batch was measured 100x slower than these slice
         reads (it builds the selection element by element)."""
         indices = np.asarray(indices, np.int64)
+        if indices.size and not (0 <= indices.min() and indices.max() < len(self)):
+            raise IndexError(f'{self.path}: {self.split} holds samples 0..{len(self) - 1}, '
+                             f'asked for {indices.min()}..{indices.max()}')
         if self._file is None:  # opened on first use, in whichever process uses it
             self._file = self._open_checked()
         dset = self._file[self.split]['images']
@@ -125,14 +129,18 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size, shuffle=True, seed=0, drop_last=False,
                  augment=False, workers=2, device='cpu', rank=0, world=1, crop_pad=4):
-        if batch_size < 1:
-            raise ValueError(f'DataLoader: batch_size must be >= 1, got {batch_size}')
-        if not 0 <= rank < world:
+        for name, value, low in (('batch_size', batch_size, 1), ('workers', workers, 0),
+                                 ('world', world, 1), ('rank', rank, 0),
+                                 ('crop_pad', crop_pad, 0)):
+            if whole_number(value, low) is None:
+                raise ValueError(f'DataLoader: {name} must be a whole number >= {low}, '
+                                 f'got {value!r}')
+        if not rank < world:
             raise ValueError(f'DataLoader: rank must be in [0, world={world}), got {rank}')
         self.dataset, self.batch_size = dataset, int(batch_size)
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
-        self.augment, self.crop_pad, self.workers = augment, crop_pad, int(workers)
-        self.device, self.rank, self.world = device, rank, world
+        self.augment, self.crop_pad, self.workers = augment, int(crop_pad), int(workers)
+        self.device, self.rank, self.world = device, int(rank), int(world)
         self.epoch = 0
         C = dataset.image_shape[0]
         self._mean = (dataset.mean / 255.0).reshape(1, C, 1, 1).astype(np.float32)

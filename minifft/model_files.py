@@ -3,7 +3,7 @@ module-level defaults (INPUT_SHAPE, DATASET, EPOCHS, BATCH_SIZE, LR, ...)."""
 import importlib.util
 import os
 
-from .nn.module import whole_number
+from .checks import whole_number
 
 MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'models')
 REQUIRED = ('create_model', 'INPUT_SHAPE', 'DATASET', 'EPOCHS', 'BATCH_SIZE', 'LR')

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from . import backend
+from .checks import rate, whole_number
 
 
 class SGD:
@@ -21,9 +22,10 @@ class SGD:
             if p.shape != g.shape:
                 raise ValueError(f'SGD: parameter {i} has shape {p.shape} but its gradient '
                                  f'{g.shape}')
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f'SGD: lr, momentum and weight_decay must be >= 0, got {lr}, '
-                             f'{momentum}, {weight_decay}')
+        for name, value in (('lr', lr), ('momentum', momentum), ('dampening', dampening),
+                            ('weight_decay', weight_decay)):
+            if rate(value) is None:
+                raise ValueError(f'SGD: {name} must be a finite number >= 0, got {value!r}')
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError('SGD: Nesterov momentum needs momentum > 0 and dampening = 0')
         self.params, self.grads = list(params), list(grads)
@@ -85,7 +87,7 @@ class StepSchedule(Schedule):
 
     def __init__(self, base_lr, step, gamma=0.1):
         super().__init__(base_lr)
-        self.step, self.gamma = step, gamma
+        self.step, self.gamma = _epochs(self, 'step', step), _gamma(self, gamma)
 
     def __call__(self, epoch):
         return self.base_lr * self.gamma ** (epoch // self.step)
@@ -96,10 +98,29 @@ class MultiStepSchedule(Schedule):
 
     def __init__(self, base_lr, milestones, gamma=0.1):
         super().__init__(base_lr)
-        self.milestones, self.gamma = sorted(milestones), gamma
+        self.milestones = sorted(_epochs(self, 'each milestone', m) for m in milestones)
+        self.gamma = _gamma(self, gamma)
 
     def __call__(self, epoch):
         return self.base_lr * self.gamma ** sum(epoch >= m for m in self.milestones)
+
+
+def _epochs(schedule, what, value):
+    """An epoch count of a schedule: a whole number >= 1 (a step of 0 divided by zero at the
+    first epoch, a negative one raised the learning rate)."""
+    n = whole_number(value, 1)
+    if n is None:
+        raise ValueError(f'{type(schedule).__name__}: {what} must be a whole number of epochs '
+                         f'>= 1, got {value!r}')
+    return n
+
+
+def _gamma(schedule, value):
+    """A schedule's factor: finite and > 0 (NaN made every later learning rate NaN)."""
+    if rate(value, positive=True) is None:
+        raise ValueError(f'{type(schedule).__name__}: gamma must be a finite number > 0, '
+                         f'got {value!r}')
+    return float(value)
 
 
 class CosineSchedule(Schedule):
@@ -118,17 +139,28 @@ def make_schedule(spec, base_lr, epochs):
     """From a command-line spec: ``constant``, ``step:STEP[:GAMMA]``,
     ``multistep:M1,M2,...[:GAMMA]`` or ``cosine``."""
     name, *args = spec.split(':')
-    try:
-        if name == 'constant' and not args:
-            return Schedule(base_lr)
-        if name == 'step' and 1 <= len(args) <= 2:
-            return StepSchedule(base_lr, int(args[0]), *map(float, args[1:]))
-        if name == 'multistep' and 1 <= len(args) <= 2:
-            return MultiStepSchedule(base_lr, [int(m) for m in args[0].split(',')],
-                                     *map(float, args[1:]))
-        if name == 'cosine' and not args:
-            return CosineSchedule(base_lr, epochs)
-    except ValueError:
-        pass
+    if name == 'constant' and not args:
+        return Schedule(base_lr)
+    if name == 'cosine' and not args:
+        return CosineSchedule(base_lr, epochs)
+    counts, gamma = _counts_and_gamma(args) if name in ('step', 'multistep') else (None, None)
+    if counts is not None and (name == 'multistep' or len(counts) == 1):
+        try:
+            if name == 'step':
+                return StepSchedule(base_lr, counts[0], *gamma)
+            return MultiStepSchedule(base_lr, counts, *gamma)
+        except ValueError as e:  # numbers out of range, named by the schedule
+            raise ValueError(f'schedule {spec!r}: {e}') from None
     raise ValueError(f'unknown schedule {spec!r}: expected constant, step:STEP[:GAMMA], '
                      'multistep:M1,M2,...[:GAMMA] or cosine')
+
+
+def _counts_and_gamma(args):
+    """``['M1,M2', 'GAMMA']`` as ``([M1, M2], [GAMMA])`` (no GAMMA: ``[]``), or ``(None, None)``
+    where they are not numbers."""
+    if not 1 <= len(args) <= 2:
+        return None, None
+    try:
+        return [int(m) for m in args[0].split(',')], [float(g) for g in args[1:]]
+    except ValueError:
+        return None, None

@@ -3,6 +3,7 @@ determinism, sharding, augmentation, and the bad inputs."""
 import gzip
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
@@ -143,6 +144,27 @@ def test_read_returns_requested_order_with_repeats(tmp_path):
     assert np.array_equal(x, full[idx]) and np.array_equal(y, ds.labels[idx])
 
 
+def test_read_out_of_range_is_named(tmp_path):
+    """An index past the end (or negative) was a broadcast error out of the read loop."""
+    ds = data.HDF5Dataset(tiny_dataset(tmp_path / 't.h5'))
+    for idx in ([3, 40], [-1, 2]):
+        with pytest.raises(IndexError, match=r't.h5: train holds samples 0..39, asked for'):
+            ds.read(np.array(idx))
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'batch_size': 4.5}, 'batch_size must be a whole number >= 1, got 4.5'),
+    ({'batch_size': 0}, 'batch_size must be a whole number >= 1, got 0'),
+    ({'workers': -1}, 'workers must be a whole number >= 0, got -1'),
+    ({'crop_pad': -2}, 'crop_pad must be a whole number >= 0, got -2'),
+    ({'rank': 2, 'world': 2}, r'rank must be in [0, world=2), got 2')])
+def test_loader_bad_arguments(tmp_path, kwargs, message):
+    """A batch size of 4.5 was taken as 4 and workers=-1 as a pool of no threads."""
+    ds = data.HDF5Dataset(tiny_dataset(tmp_path / 't.h5'))
+    with pytest.raises(ValueError, match=re.escape(f'DataLoader: {message}')):
+        data.DataLoader(ds, **{'batch_size': 4, **kwargs})
+
+
 def test_loader_batches_are_normalised_and_typed(tmp_path):
     ds = data.HDF5Dataset(tiny_dataset(tmp_path / 't.h5', n=400))
     batches = list(data.DataLoader(ds, 64, shuffle=False, workers=0))
@@ -262,6 +284,22 @@ def test_interrupted_write_leaves_nothing(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         datasets.write_dataset(str(out), {'train': (4, blocks())}, ['a'], 'x', (1, 4, 4))
     assert os.listdir(tmp_path) == []
+
+
+def test_writing_over_a_folder_is_refused_before_writing(tmp_path):
+    """A folder given as the file to write was found only at the final rename, after the
+    whole dataset (or checkpoint) had been written beside it."""
+    (tmp_path / 'out').mkdir()
+    written = []
+
+    def blocks():
+        written.append(1)
+        yield np.zeros((2, 1, 4, 4), np.uint8), np.zeros(2, np.int64)
+
+    with pytest.raises(IsADirectoryError, match='out is a folder; expected a file name'):
+        datasets.write_dataset(str(tmp_path / 'out'), {'train': (2, blocks())}, ['a'], 'x',
+                               (1, 4, 4))
+    assert written == [] and os.listdir(tmp_path) == ['out']
 
 
 @pytest.mark.skipif(datasets.fashion_mnist_default_dir() is None,

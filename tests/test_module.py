@@ -317,6 +317,31 @@ def test_schedules():
         optim.make_schedule('linear', 1.0, 10)
 
 
+@pytest.mark.parametrize('spec, message', [
+    ('step:0', 'StepSchedule: step must be a whole number of epochs >= 1, got 0'),
+    ('step:-2', 'step must be a whole number of epochs >= 1, got -2'),
+    ('step:2:nan', 'StepSchedule: gamma must be a finite number > 0, got nan'),
+    ('step:2:-1', 'gamma must be a finite number > 0, got -1.0'),
+    ('multistep:3,0', 'MultiStepSchedule: each milestone must be a whole number of epochs >= 1'),
+    ('step:1,2', 'unknown schedule'), ('multistep:2,x', 'unknown schedule')])
+def test_schedule_numbers_out_of_range(spec, message):
+    """``step:0`` divided by zero when the first epoch began, a negative step raised the
+    learning rate tenfold, a NaN gamma made every later learning rate NaN."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        optim.make_schedule(spec, 1.0, 10)
+
+
+@pytest.mark.parametrize('name', ['lr', 'momentum', 'dampening', 'weight_decay'])
+@pytest.mark.parametrize('value', [-1, float('nan'), float('inf'), '0.1'])
+def test_sgd_rates_are_finite_non_negative_numbers(name, value):
+    """NaN passed the ``< 0`` check (and trained to NaN); '0.1' failed it with a TypeError
+    about comparing str and int."""
+    x = np.zeros(2)
+    with pytest.raises(ValueError, match=re.escape(f'SGD: {name} must be a finite number >= 0,'
+                                                   f' got {value!r}')):
+        optim.SGD([x], [x.copy()], **{'lr': 0.1, name: value})
+
+
 # -- bad input --------------------------------------------------------------------------------
 @pytest.mark.parametrize('conv', [nn.SpatialConvolution, nn.SpatialConvolutionFFT])
 def test_conv_bad_input(conv):

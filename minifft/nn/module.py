@@ -4,11 +4,11 @@ State lives in plain fields: ``output``, ``gradInput`` and, for layers with para
 ``weight``/``bias`` with ``gradWeight``/``gradBias``. ``accGradParameters`` *accumulates*
 ``scale * gradient``; ``zeroGradParameters`` clears the accumulators.
 """
-import numbers
 
 import numpy as np
 
 from .. import backend
+from ..checks import whole_number
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -162,15 +162,6 @@ def _parse_type(t):
 
 
 # -- checks shared by the layers: errors name the module and what was expected --------------
-def whole_number(value, low):
-    """``value`` as an int if it is a whole number (3 or 3.0; not 2.5, which int() would turn
-    into 2 silently, nor True or '3') of at least ``low``, else None."""
-    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
-            or not float(value).is_integer() or value < low):
-        return None
-    return int(value)
-
-
 def whole(module, what, value, low):
     """A constructor's size ``value`` as an int, checked by ``whole_number``."""
     n = whole_number(value, low)
