@@ -405,6 +405,53 @@ def test_bad_sizes_in_constructors(make, message):
     assert nn.SpatialConvolutionFFT(3, 4, 3.0).kW == 3  # a whole float is a whole number
 
 
+@pytest.mark.parametrize('call, error, message', [
+    (lambda: nn.Sequential(nn.ReLU()).get(3), IndexError,
+     'nn.Sequential.get: no module 3; it holds 1, numbered from 0'),
+    (lambda: nn.Linear(2, 2).updateParameters(float('nan')), ValueError,
+     'nn.Linear.updateParameters: learningRate must be a finite number, got nan'),
+    (lambda: nn.SpatialConvolutionFFT(2, 2, 3).reset(-1), ValueError,
+     'nn.SpatialConvolutionFFT.reset: stdv must be a finite number >= 0, got -1'),
+    (lambda: nn.Linear(2, 2).reset(float('inf')), ValueError,
+     'nn.Linear.reset: stdv must be a finite number >= 0, got inf'),
+    (lambda: nn.SpatialBatchNormalization(3, momentum=2), ValueError,
+     'momentum one in [0, 1], got eps=1e-05, momentum=2'),
+    (lambda: nn.View('a', -1), ValueError,
+     "nn.View: sizes ('a', -1) may hold one -1 and otherwise positive whole numbers")])
+def test_bad_arguments_to_module_methods(call, error, message):
+    """Each was an error from NumPy or Python's list naming nothing of ours (or, for the NaN
+    learning rate, no error and NaN weights)."""
+    with pytest.raises(error, match=re.escape(message)):
+        call()
+
+
+@pytest.mark.parametrize('conv', [nn.SpatialConvolution, nn.SpatialConvolutionFFT])
+def test_conv_weight_assigned_with_another_shape(conv):
+    """A weight of another shape assigned by hand failed deep in the products (FFT layer: a
+    matmul's core dimension mismatch)."""
+    layer = conv(3, 4, 3)
+    layer.weight = np.zeros((4, 3, 5, 5), np.float32)
+    with pytest.raises(ValueError, match=re.escape(
+            f'{layer.name()}: weight has shape (4, 3, 5, 5), the layer (3 -> 4, 3x3) needs '
+            '(4, 3, 3, 3)')):
+        layer.forward(np.zeros((1, 3, 8, 8), np.float32))
+
+
+def test_reset_draws_weight_then_bias_as_before():
+    """The one initialisation helper draws in the order the layers did, so that seeded
+    models start where they used to."""
+    from minifft import random
+    random.manualSeed(3)
+    layer = nn.Linear(5, 4)
+    random.manualSeed(3)
+    stdv = 1 / np.sqrt(5)
+    w = random.uniform(-stdv, stdv, (4, 5), np.float32)
+    b = random.uniform(-stdv, stdv, (4,), np.float32)
+    random.manualSeed(3)
+    layer.reset()
+    assert np.array_equal(layer.weight, w) and np.array_equal(layer.bias, b)
+
+
 def test_linear_and_pooling_bad_input():
     with pytest.raises(ValueError, match=r'nn.Linear: input feature count must be 4'):
         nn.Linear(4, 2).forward(np.zeros((3, 5), np.float32))

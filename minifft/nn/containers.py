@@ -3,6 +3,7 @@
 Children live in ``self.modules``; indices are 0-based (Python's), where Torch7 counts from 1.
 """
 from .. import backend
+from ..checks import whole_number
 from .module import Module, check_dims
 
 
@@ -20,7 +21,10 @@ class Container(Module):
         return self
 
     def get(self, index):
-        return self.modules[index]
+        if whole_number(index, -len(self.modules)) is None or index >= len(self.modules):
+            raise IndexError(f'{self.name()}.get: no module {index!r}; it holds '
+                             f'{len(self.modules)}, numbered from 0')
+        return self.modules[int(index)]
 
     def size(self):
         return len(self.modules)

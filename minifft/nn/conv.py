@@ -7,9 +7,10 @@ import math
 
 import numpy as np
 
-from .. import backend, random
+from .. import backend
 from .fft_cache import FFTCache
-from .module import Module, as_image_batch, check_grad_output, check_same_dtype, whole
+from .module import (Module, as_image_batch, check_grad_output, check_same_dtype, init_uniform,
+                     whole)
 
 
 class _SpatialConvolutionBase(Module):
@@ -41,18 +42,19 @@ class _SpatialConvolutionBase(Module):
         """Torch's default: uniform in +-1/sqrt(nInputPlane * kH * kW)."""
         if stdv is None:
             stdv = 1.0 / math.sqrt(self.kW * self.kH * self.nInputPlane)
-        xp = backend.get_array_module(self.weight)
-        self.weight[...] = xp.asarray(random.uniform(-stdv, stdv, self.weight.shape,
-                                                     self.weight.dtype))
-        if self.bias is not None:
-            self.bias[...] = xp.asarray(random.uniform(-stdv, stdv, self.bias.shape,
-                                                       self.bias.dtype))
-        return self
+        return init_uniform(self, stdv)
 
     def _geometry(self, input):
         """The checked ``(S, f, H, W)`` batch and the output size."""
         x = as_image_batch(self, input, self.nInputPlane)
         check_same_dtype(self, x)
+        # a weight assigned by hand failed deep in the products otherwise
+        for name, a, shape in (('weight', self.weight, (self.nOutputPlane, self.nInputPlane,
+                                                          self.kH, self.kW)),
+                               ('bias', self.bias, (self.nOutputPlane,))):
+            if a is not None and tuple(a.shape) != shape:
+                raise ValueError(f'{self.name()}: {name} has shape {tuple(a.shape)}, the layer '
+                                 f'({self.extra_repr()}) needs {shape}')
         H, W = x.shape[2:]
         Hp, Wp = H + 2 * self.padH, W + 2 * self.padW
         if Hp < self.kH or Wp < self.kW:

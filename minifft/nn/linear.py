@@ -2,9 +2,8 @@ import math
 
 import numpy as np
 
-from .. import backend, random
 from .module import (Module, check_dims, check_grad_output, check_same_dtype, check_size,
-                     whole)
+                     init_uniform, whole)
 
 
 class Linear(Module):
@@ -22,14 +21,7 @@ class Linear(Module):
         self.reset()
 
     def reset(self, stdv=None):
-        stdv = stdv if stdv is not None else 1.0 / math.sqrt(self.inputSize)
-        xp = backend.get_array_module(self.weight)
-        self.weight[...] = xp.asarray(random.uniform(-stdv, stdv, self.weight.shape,
-                                                     self.weight.dtype))
-        if self.bias is not None:
-            self.bias[...] = xp.asarray(random.uniform(-stdv, stdv, self.bias.shape,
-                                                       self.bias.dtype))
-        return self
+        return init_uniform(self, stdv if stdv is not None else 1.0 / math.sqrt(self.inputSize))
 
     def _as_batch(self, input):
         check_dims(self, input, (1, 2), expected=f'(B, {self.inputSize}) or ({self.inputSize},)')

@@ -4,11 +4,13 @@ State lives in plain fields: ``output``, ``gradInput`` and, for layers with para
 ``weight``/``bias`` with ``gradWeight``/``gradBias``. ``accGradParameters`` *accumulates*
 ``scale * gradient``; ``zeroGradParameters`` clears the accumulators.
 """
+import math
+import numbers
 
 import numpy as np
 
-from .. import backend
-from ..checks import whole_number
+from .. import backend, random
+from ..checks import rate, whole_number
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -77,6 +79,10 @@ class Module:
             g[...] = 0
 
     def updateParameters(self, learningRate):
+        if isinstance(learningRate, bool) or not isinstance(learningRate, numbers.Real) or \
+                not math.isfinite(learningRate):
+            raise ValueError(f'{self.name()}.updateParameters: learningRate must be a finite '
+                             f'number, got {learningRate!r}')
         for p, g in zip(*self.parameters()):
             p -= learningRate * g
 
@@ -162,6 +168,19 @@ def _parse_type(t):
 
 
 # -- checks shared by the layers: errors name the module and what was expected --------------
+def init_uniform(module, stdv):
+    """Torch's default initialisation: ``weight`` then ``bias`` (where there is one) drawn
+    uniformly from ``[-stdv, stdv]``."""
+    if rate(stdv) is None:
+        raise ValueError(f'{module.name()}.reset: stdv must be a finite number >= 0, '
+                         f'got {stdv!r}')
+    xp = backend.get_array_module(module.weight)
+    for a in (module.weight, module.bias):
+        if a is not None:
+            a[...] = xp.asarray(random.uniform(-stdv, stdv, a.shape, a.dtype))
+    return module
+
+
 def whole(module, what, value, low):
     """A constructor's size ``value`` as an int, checked by ``whole_number``."""
     n = whole_number(value, low)

@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import backend
+from ..checks import rate
 from ..parallel import each_part
 from .module import (Module, as_image_batch, check_dims, check_float_array, check_grad_output,
                      check_size, whole)
@@ -17,6 +18,9 @@ class BatchNormalization(Module):
     def __init__(self, nOutput, eps=1e-5, momentum=0.1, affine=True):
         super().__init__()
         self.nOutput = whole(self, 'nOutput', nOutput, 1)
+        if rate(eps) is None or rate(momentum) is None or momentum > 1:
+            raise ValueError(f'{self.name()}: eps must be a finite number >= 0 and momentum '
+                             f'one in [0, 1], got eps={eps!r}, momentum={momentum!r}')
         self.eps, self.momentum, self.affine = eps, momentum, affine
         self.running_mean = np.zeros(self.nOutput, np.float32)
         self.running_var = np.ones(self.nOutput, np.float32)

@@ -1,5 +1,6 @@
 import math
 
+from ..checks import whole_number
 from .module import Module, check_grad_output
 
 
@@ -12,10 +13,11 @@ class View(Module):
         super().__init__()
         if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
             sizes = tuple(sizes[0])
+        if (any(whole_number(s, -1) in (None, 0) for s in sizes)
+                or sum(s == -1 for s in sizes) > 1):
+            raise ValueError(f'{self.name()}: sizes {sizes} may hold one -1 and otherwise '
+                             'positive whole numbers')
         self.sizes = tuple(int(s) for s in sizes)
-        if sum(s == -1 for s in self.sizes) > 1 or any(s == 0 or s < -1 for s in self.sizes):
-            raise ValueError(f'{self.name()}: sizes {self.sizes} may hold one -1 and otherwise '
-                             'positive sizes')
 
     def _target(self, input):
         known = math.prod(s for s in self.sizes if s != -1)
