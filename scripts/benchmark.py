@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from minifft import backend, cli, nn, parallel  # noqa: E402
+from minifft.atomic import atomic_path  # noqa: E402
 
 OPS = ('updateOutput', 'updateGradInput', 'accGradParameters')
 SHORT = {'updateOutput': 'fwd', 'updateGradInput': 'gin', 'accGradParameters': 'acc'}
@@ -295,12 +296,34 @@ def print_gemm_rates(rows):
             f' {rates[op]:7.0f} ({rates[op] / rates["sgemm"]:4.0%})' for op in OPS))
 
 
-def plot(rows, path):
-    """Speedup against kernel size, one line per (S, f, f', n) that has several kernel sizes
-    (the paper's figure); PyTorch's reference is its autograd step."""
+def _pyplot():
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    return plt
+
+
+def _plot_format(path):
+    return os.path.splitext(path)[1][1:].lower() or 'png'
+
+
+def check_plot_format(path):
+    """Before the measurements: matplotlib is there and writes this file's format."""
+    try:
+        plt = _pyplot()
+    except ImportError:
+        raise ValueError("--plot needs matplotlib: pip install 'minifft[plot]'") from None
+    formats = plt.figure().canvas.get_supported_filetypes()
+    plt.close('all')
+    if _plot_format(path) not in formats:
+        raise ValueError(f'--plot {path}: matplotlib writes {", ".join(sorted(formats))}, not '
+                         f'{_plot_format(path)!r}')
+
+
+def plot(rows, path):
+    """Speedup against kernel size, one line per (S, f, f', n) that has several kernel sizes
+    (the paper's figure); PyTorch's reference is its autograd step."""
+    plt = _pyplot()
     groups = {}
     for r in rows:
         groups.setdefault((r['S'], r['f'], r['f_out'], r['n']), []).append(r)
@@ -314,9 +337,29 @@ def plot(rows, path):
                 ax.plot(*zip(*pts), style, label=f'over {impl}, S={S} {f}->{fo} n={n}')
     ax.axhline(1, color='gray', lw=0.5)
     ax.set_xlabel('kernel size k'), ax.set_ylabel('FFT layer speedup (training step)')
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    # the format named, as the temporary file's name ends in .partial
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=_plot_format(path))
+    plt.close(fig)
+
+
+def check_output(option, path):
+    """Before the measurements, rather than after them: a file ``path`` can be written (its
+    folder made where missing); None passes."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise ValueError(f'{option} {path}: is a folder; expected a file name')
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f'{option} {path}: cannot make its folder ({e.strerror})') from None
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f'{option} {path}: its folder {folder} is not writable')
 
 
 def main(argv=None):
@@ -343,8 +386,9 @@ def main(argv=None):
     p.add_argument('--gemm-rates', action='store_true',
                    help="also time each layer's per-frequency complex GEMMs alone, against a "
                         'large sgemm (the arithmetic part against the machine\'s limit)')
-    p.add_argument('--json')
-    p.add_argument('--plot')
+    p.add_argument('--json', help='also write the rows to this file')
+    p.add_argument('--plot', help='also draw the speedups against k (PNG, or the format of '
+                   'the extension: .svg, .pdf)')
     p.add_argument('--loader', metavar='DATASET',
                    help='instead: time the DataLoader alone on this HDF5 dataset')
     p.add_argument('--workers', type=cli.whole(0), default=2,
@@ -353,6 +397,10 @@ def main(argv=None):
     try:
         device = backend.resolve_device(args.device)
         parallel.threads()  # a bad MINIFFT_THREADS, said before any work
+        for option in ('json', 'plot'):
+            check_output(f'--{option}', getattr(args, option))
+        if args.plot:
+            check_plot_format(args.plot)
     except (RuntimeError, ValueError) as e:
         p.error(str(e))
     if args.loader:
@@ -370,6 +418,8 @@ def main(argv=None):
     bad = [o for o in args.ops if o not in OPS]
     if bad:
         p.error(f'unknown ops {bad}; choose from {OPS}')
+    if len(set(args.ops)) < len(args.ops):  # each would count twice in the sums
+        p.error(f'--ops names an operation twice: {",".join(args.ops)}')
     batch = args.batch or (128 if args.device == 'gpu' else 16)
     configs = suite(args.suite)
     if args.layers:
@@ -403,7 +453,7 @@ def main(argv=None):
     if args.gemm_rates:
         print_gemm_rates(rows)
     if args.json:
-        with open(args.json, 'w') as fh:
+        with atomic_path(args.json) as tmp, open(tmp, 'w') as fh:
             json.dump({'device': args.device, 'threads': threads, 'suite': args.suite,
                        'autotune': args.autotune, 'strategy': args.strategy,
                        'tf32_torch': args.tf32, 'tf32_cupy': os.environ.get('CUPY_TF32', '0'),

@@ -52,3 +52,21 @@ def test_bad_counts_and_files_are_named(tmp_path):
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and message in r.stderr and 'Traceback' not in r.stderr, \
             r.stderr
+
+
+def test_outputs_and_ops_are_checked_before_measuring(tmp_path):
+    """An unwritable --json was a FileNotFoundError traceback after the whole run, its
+    measurements lost; --plot on a folder wrote a PNG beside it (matplotlib added '.png'); an
+    unknown image format failed at the end too; an op named twice counted twice in the sums."""
+    script = os.path.join(ROOT, 'scripts', 'benchmark.py')
+    (tmp_path / 'afile').write_text('x')
+    for args, message in (
+            (['--json', str(tmp_path / 'afile' / 'r.json')], "--json "),
+            (['--plot', str(tmp_path)], 'is a folder; expected a file name'),
+            (['--plot', str(tmp_path / 'p.foo')], "not 'foo'"),
+            (['--ops', 'updateOutput,updateOutput'], '--ops names an operation twice')):
+        r = subprocess.run([sys.executable, script, '--suite', 'quick', *args],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and message in r.stderr and 'fft:fwd' not in r.stdout, \
+            (args, r.stderr)
+    assert sorted(os.listdir(tmp_path)) == ['afile']
