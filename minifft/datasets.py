@@ -198,10 +198,12 @@ def prepare_imagefolder(out, root, size, workers=None):
     except ImportError:
         raise RuntimeError("imagefolder needs Pillow: pip install 'minifft[images]'") from None
     from multiprocessing import Pool
-    classes = sorted(d for d in os.listdir(os.path.join(root, 'train'))
-                     if os.path.isdir(os.path.join(root, 'train', d)))
+    layout = f'expected {root}/train/<class>/*.JPEG and {root}/val/<class>/*.JPEG'
+    train = os.path.join(root, 'train')
+    classes = sorted(d for d in os.listdir(train) if os.path.isdir(os.path.join(train, d))
+                     ) if os.path.isdir(train) else []
     if not classes:
-        raise FileNotFoundError(f'{root}/train: no class folders (expected train/<class>/*.JPEG)')
+        raise FileNotFoundError(f'{train}: no class folders ({layout})')
     lists = {}
     for split in SPLITS:
         files = []
@@ -223,8 +225,12 @@ def prepare_imagefolder(out, root, size, workers=None):
                 else:
                     imgs.append(r)
                     labs.append(label)
+            if not files:
+                raise FileNotFoundError(f'{root}/{split}: no image files with the extensions '
+                                        f'{", ".join(IMAGE_EXTENSIONS)} ({layout})')
             if not imgs:
-                raise ValueError(f'{root}/{split}: no readable images')
+                raise ValueError(f'{root}/{split}: none of its {len(files)} images could be '
+                                 'read')
             decoded[split] = (np.stack(imgs), np.array(labs, np.int64))
     for message in skipped:
         print(f'skipped unreadable image {message}')

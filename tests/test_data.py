@@ -100,6 +100,27 @@ def test_imagefolder_round_trip_skips_unreadable(tmp_path):
     assert len(data.HDF5Dataset(out, 'val')) == 2
 
 
+def test_imagefolder_without_images_says_which_layout(tmp_path):
+    """A tree without val/ was reported as 'val: no readable images', as if images were
+    there but broken; a root without train/ as Python's '[Errno 2] No such file'."""
+    Image = pytest.importorskip('PIL.Image')
+    (tmp_path / 'tree' / 'train' / 'a').mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / 'tree' / 'train' / 'a' / '0.png')
+    for root, message in ((tmp_path / 'tree', 'val: no image files with the extensions'),
+                          (tmp_path / 'none', 'none/train: no class folders (expected')):
+        r = subprocess.run(PREPARE + ['imagefolder', str(root), '--size', '4', '--out',
+                                      str(tmp_path / 'o.h5')], capture_output=True, text=True)
+        assert r.returncode != 0 and message in r.stderr and 'Traceback' not in r.stderr, \
+            r.stderr
+        assert '/train/<class>/*.JPEG and ' in r.stderr
+    (tmp_path / 'tree' / 'val' / 'a').mkdir(parents=True)
+    (tmp_path / 'tree' / 'val' / 'a' / 'x.jpg').write_bytes(b'junk')
+    r = subprocess.run(PREPARE + ['imagefolder', str(tmp_path / 'tree'), '--size', '4', '--out',
+                                  str(tmp_path / 'o.h5')], capture_output=True, text=True)
+    assert 'val: none of its 1 images could be read' in r.stderr
+    assert not (tmp_path / 'o.h5').exists()
+
+
 def test_imagenet_downsampled_round_trip(tmp_path):
     rng = np.random.default_rng(2)
     side = 8
