@@ -194,6 +194,9 @@ def run(args, comm):
 
     path = dataset_path(args.data, comm)
     train_set, val_set = data.HDF5Dataset(path, 'train'), data.HDF5Dataset(path, 'val')
+    for ds in (train_set, val_set):  # else an epoch of nothing, reported as a loss of 0
+        if len(ds) == 0:
+            raise ValueError(f'{path}: the {ds.split} split holds no images')
     if tuple(train_set.image_shape) != tuple(spec.INPUT_SHAPE):
         raise ValueError(f'{path}: train/images holds {train_set.image_shape} images, model '
                          f'{args.model} expects {tuple(spec.INPUT_SHAPE)}')

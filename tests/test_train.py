@@ -244,6 +244,39 @@ def test_bad_counts_are_named_before_any_work(setup, tmp_path, flag, value, mini
     assert not out.exists()
 
 
+@pytest.mark.parametrize('empty', ['train', 'val'])
+def test_an_empty_split_is_named(setup, tmp_path, capsys, empty):
+    """An empty train split trained nothing and reported a loss of 0.0000, an empty val split
+    a val top-1 of 0.0000; both ended 'done'."""
+    path = tmp_path / 'empty.h5'
+    with h5py.File(setup[0]) as src, h5py.File(path, 'w') as f:
+        for split in ('train', 'val'):
+            n = 0 if split == empty else len(src[split]['labels'])
+            f[f'{split}/images'] = src[split]['images'][:n]
+            f[f'{split}/labels'] = src[split]['labels'][:n]
+        for key, value in src.attrs.items():
+            f.attrs[key] = value
+    out = tmp_path / 'run'
+    assert train.main(['--model', setup[1], '--data', str(path), '--out', str(out),
+                       '--no-progress']) == 2
+    assert f'empty.h5: the {empty} split holds no images' in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize('flag, value, message', [
+    ('--schedule', 'step:0', "schedule 'step:0': StepSchedule: step must be a whole number"),
+    ('--lr', 'nan', 'SGD: lr must be a finite number >= 0, got nan'),
+    ('--momentum', '-0.5', 'SGD: momentum must be a finite number >= 0, got -0.5')])
+def test_bad_rates_and_schedules_are_named_before_training(setup, tmp_path, capsys, flag,
+                                                           value, message):
+    """``--schedule step:0`` was a ZeroDivisionError traceback when the first epoch began,
+    ``--lr nan`` trained to NaN."""
+    out = tmp_path / 'run'
+    assert run(setup, '--out', str(out), flag, value) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_model_file_defaults_are_checked(setup, tmp_path):
     model = tmp_path / 'zero_epochs.py'
     model.write_text(TINY_MODEL.replace('EPOCHS = 3', 'EPOCHS = 0'))
