@@ -5,6 +5,7 @@ Layout: ``params/<path>`` and ``buffers/<path>`` by module path (``'3.weight'``,
 optimizer's scalars, the random state, the epoch, the arguments and the per-epoch history.
 """
 import json
+import os
 
 import h5py
 
@@ -37,6 +38,9 @@ def save(path, model, optimizer, epoch, args=None, history=None, extra=None):
 
 
 def _open(path):
+    if os.path.isdir(path):  # h5py's message would be a dump of its low-level fields
+        raise CheckpointError(f'{path}: is a folder; expected a checkpoint file, such as '
+                              f'{os.path.join(path, "checkpoint.h5")}')
     try:
         return h5py.File(path, 'r')
     except FileNotFoundError:

@@ -10,6 +10,7 @@ import argparse
 import csv
 import datetime
 import io
+import itertools
 import os
 import signal
 import sys
@@ -145,6 +146,41 @@ def plot_curves(out, history, plt):
     plt.close(fig)
 
 
+RUN_FILES = ('checkpoint.h5', 'log.csv', 'curves.png')
+
+
+def output_folder(out, args):
+    """The run's folder, made: ``out``, which must not hold another run's files (they would be
+    overwritten) unless this run continues the checkpoint there; or, with None, a new folder
+    under runs/ named after the model, the convolution and the time (a second run started in
+    the same second gets a suffix, not the first one's folder)."""
+    if out is None:
+        base = os.path.join('runs', f'{model_files.label(args.model)}-{args.conv}-'
+                                    f'{datetime.datetime.now():%Y%m%d-%H%M%S}')
+        for n in itertools.count(1):
+            out = base if n == 1 else f'{base}-{n}'
+            try:
+                os.makedirs(out)
+                return out
+            except FileExistsError:
+                continue
+            except OSError as e:
+                raise ValueError(f'output folder {out}: cannot create it '
+                                 f'({e.strerror or e})') from e
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f'output folder {out}: cannot create it ({e.strerror or e})') from e
+    ckpt = os.path.join(out, 'checkpoint.h5')
+    continuing = args.resume and os.path.exists(ckpt) and os.path.samefile(args.resume, ckpt)
+    held = [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
+    if held and not continuing:
+        raise ValueError(f'output folder {out} already holds a run ({", ".join(held)}), which '
+                         f'this one would overwrite; continue it with --resume {ckpt}, or '
+                         'pass another --out')
+    return out
+
+
 def main(argv=None):
     args = parse_args(argv)
     comm = distributed.communicator(args.distributed)
@@ -231,15 +267,10 @@ def run(args, comm):
         say(f'val loss {stats["loss"]:.4f} top1 {stats["top1"]:.4f} top5 {stats["top5"]:.4f}')
         return 0
 
-    out = args.out or (os.path.dirname(os.path.abspath(args.resume)) if args.resume else
-                       os.path.join('runs', f'{model_files.label(args.model)}-{args.conv}-'
-                                    f'{datetime.datetime.now():%Y%m%d-%H%M%S}'))
-    ckpt = os.path.join(out, 'checkpoint.h5')
+    out = args.out or (os.path.dirname(os.path.abspath(args.resume)) if args.resume else None)
     if comm.is_main:
-        try:
-            os.makedirs(out, exist_ok=True)
-        except OSError as e:
-            raise ValueError(f'output folder {out}: cannot create it ({e.strerror or e})') from e
+        out = output_folder(out, args)
+    ckpt = os.path.join(out or '', 'checkpoint.h5')  # out: None on ranks that write nothing
     say(f'writing to {out}')
     saved_args = dict(vars(args), model=args.model)
     done = start_epoch  # epochs whose results are in the checkpoint

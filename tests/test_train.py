@@ -207,6 +207,36 @@ def test_corrupt_checkpoint_is_a_clear_error(setup, tmp_path):
                         optim.SGD(*other.parameters(), lr=0.1))
 
 
+def test_another_runs_folder_is_never_overwritten(setup, tmp_path, capsys):
+    """``--out`` naming the folder of an earlier run replaced its checkpoint, log and curves
+    without a word; the run being resumed there may write to it, and a default folder taken
+    in the same second gets a suffix."""
+    out = tmp_path / 'first'
+    assert run(setup, '--epochs', '1', '--out', str(out)) == 0
+    before = {name: (out / name).read_bytes() for name in train.RUN_FILES}
+    capsys.readouterr()
+    assert run(setup, '--epochs', '1', '--out', str(out), '--seed', '5') == 2
+    err = capsys.readouterr().err
+    assert (f'output folder {out} already holds a run (checkpoint.h5, log.csv, curves.png)'
+            in err and f'--resume {out / "checkpoint.h5"}' in err), err
+    assert {name: (out / name).read_bytes() for name in train.RUN_FILES} == before
+    ckpt = str(out / 'checkpoint.h5')
+    assert run(setup, '--resume', ckpt, '--epochs', '2', '--out', str(out)) == 0
+    assert checkpoint.read_meta(ckpt)['epoch'] == 2
+    # a folder given as the checkpoint to resume
+    assert run(setup, '--resume', str(out)) == 2
+    assert f'{out}: is a folder; expected a checkpoint file, such as {ckpt}' in \
+        capsys.readouterr().err
+
+
+def test_default_run_folders_started_together_are_distinct(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = train.parse_args(['--model', 'fashion_small', '--conv', 'fft'])
+    first, second = (train.output_folder(None, args) for _ in range(2))
+    assert first != second and os.path.isdir(first) and os.path.isdir(second)
+    assert os.path.basename(first).startswith('fashion_small-fft-')
+
+
 def test_bad_arguments(setup, tmp_path):
     r = subprocess.run([sys.executable, TRAIN, '--model', 'no_such_model'], capture_output=True,
                        text=True)
