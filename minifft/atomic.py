@@ -4,13 +4,29 @@ import os
 import tempfile
 
 
+def check_writable(path):
+    """Makes the folder of ``path`` where missing, and raises an OSError that says why where
+    ``path`` cannot be written as a file: what ``atomic_path`` checks before anything is
+    written, for callers that want to know before long work too. (A folder at ``path`` was
+    found only at the final rename, after all the writing.)"""
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f'{path} is a folder; expected a file name')
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise OSError(e.errno, f'cannot make the folder {folder} of {path} '
+                               f'({e.strerror or e})') from None
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f'{path}: its folder {folder} is not writable')
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """A temporary path beside ``path``; renamed over it only if the block succeeds."""
     path = os.path.abspath(path)
-    if os.path.isdir(path):  # else found only at the rename, after all the writing
-        raise IsADirectoryError(f'{path} is a folder; expected a file name')
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    check_writable(path)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + '.', suffix='.partial',
                                dir=os.path.dirname(path))
     os.close(fd)

@@ -16,10 +16,16 @@ def whole_number(value, low):
     return int(value)
 
 
+def finite_number(value):
+    """``value`` as a float if it is a finite real number (not True, not '0.1'), else None."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value)):
+        return None
+    return float(value)
+
+
 def rate(value, positive=False):
     """``value`` as a float if it is a finite real number >= 0 (> 0 with ``positive``), else
     None: NaN passes a plain ``value < 0`` check, and '0.1' fails it with a TypeError."""
-    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
-            or not math.isfinite(value) or value < 0 or (positive and value == 0)):
-        return None
-    return float(value)
+    v = finite_number(value)
+    return None if v is None or v < 0 or (positive and v == 0) else v

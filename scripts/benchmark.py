@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from minifft import backend, cli, nn, parallel  # noqa: E402
-from minifft.atomic import atomic_path  # noqa: E402
+from minifft.atomic import atomic_path, check_writable  # noqa: E402
 
 OPS = ('updateOutput', 'updateGradInput', 'accGradParameters')
 SHORT = {'updateOutput': 'fwd', 'updateGradInput': 'gin', 'accGradParameters': 'acc'}
@@ -349,17 +349,11 @@ def plot(rows, path):
 def check_output(option, path):
     """Before the measurements, rather than after them: a file ``path`` can be written (its
     folder made where missing); None passes."""
-    if path is None:
-        return
-    if os.path.isdir(path):
-        raise ValueError(f'{option} {path}: is a folder; expected a file name')
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f'{option} {path}: cannot make its folder ({e.strerror})') from None
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f'{option} {path}: its folder {folder} is not writable')
+    if path is not None:
+        try:
+            check_writable(path)
+        except OSError as e:
+            raise ValueError(f'{option}: {e.strerror or e}') from None
 
 
 def main(argv=None):

@@ -157,20 +157,9 @@ def output_folder(out, args):
     if out is None:
         base = os.path.join('runs', f'{model_files.label(args.model)}-{args.conv}-'
                                     f'{datetime.datetime.now():%Y%m%d-%H%M%S}')
-        for n in itertools.count(1):
-            out = base if n == 1 else f'{base}-{n}'
-            try:
-                os.makedirs(out)
-                return out
-            except FileExistsError:
-                continue
-            except OSError as e:
-                raise ValueError(f'output folder {out}: cannot create it '
-                                 f'({e.strerror or e})') from e
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f'output folder {out}: cannot create it ({e.strerror or e})') from e
+        return next(folder for folder in itertools.chain(
+            [base], (f'{base}-{n}' for n in itertools.count(2))) if _made(folder, False))
+    _made(out, True)
     ckpt = os.path.join(out, 'checkpoint.h5')
     continuing = args.resume and os.path.exists(ckpt) and os.path.samefile(args.resume, ckpt)
     held = [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
@@ -179,6 +168,17 @@ def output_folder(out, args):
                          f'this one would overwrite; continue it with --resume {ckpt}, or '
                          'pass another --out')
     return out
+
+
+def _made(folder, exist_ok):
+    """Makes ``folder``: False where it exists already and may not (``exist_ok`` False)."""
+    try:
+        os.makedirs(folder, exist_ok=exist_ok)
+    except OSError as e:
+        if isinstance(e, FileExistsError) and not exist_ok:
+            return False
+        raise ValueError(f'output folder {folder}: cannot create it ({e.strerror or e})') from e
+    return True
 
 
 def main(argv=None):

@@ -11,6 +11,8 @@ from .module import check_dims, check_float_array
 
 
 class Criterion:
+    sizeAverage = True  # the loss is a mean over the batch, not a sum (where a criterion has both)
+
     def __init__(self):
         self.output = None
         self.gradInput = None

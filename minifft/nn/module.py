@@ -4,13 +4,11 @@ State lives in plain fields: ``output``, ``gradInput`` and, for layers with para
 ``weight``/``bias`` with ``gradWeight``/``gradBias``. ``accGradParameters`` *accumulates*
 ``scale * gradient``; ``zeroGradParameters`` clears the accumulators.
 """
-import math
-import numbers
 
 import numpy as np
 
 from .. import backend, random
-from ..checks import rate, whole_number
+from ..checks import finite_number, rate, whole_number
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -79,8 +77,7 @@ class Module:
             g[...] = 0
 
     def updateParameters(self, learningRate):
-        if isinstance(learningRate, bool) or not isinstance(learningRate, numbers.Real) or \
-                not math.isfinite(learningRate):
+        if finite_number(learningRate) is None:
             raise ValueError(f'{self.name()}.updateParameters: learningRate must be a finite '
                              f'number, got {learningRate!r}')
         for p, g in zip(*self.parameters()):
