@@ -81,6 +81,10 @@ class Schedule:
     def __call__(self, epoch):
         return self.base_lr
 
+    def at(self, epoch, step, steps):
+        """The rate for step ``step`` of ``steps`` in ``epoch``: the epoch's, held through it."""
+        return self(epoch)
+
 
 class StepSchedule(Schedule):
     """Multiply by ``gamma`` every ``step`` epochs."""
@@ -135,9 +139,38 @@ class CosineSchedule(Schedule):
         return self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * t))
 
 
-def make_schedule(spec, base_lr, epochs):
+class Warmup(Schedule):
+    """``schedule`` ramped up linearly over the first ``epochs`` epochs, step by step: the
+    gradual warm-up of Goyal et al. (2017) for a learning rate scaled up with the global batch.
+    At step s of the e-th epoch's ``steps`` the rate is ``schedule(e)`` times
+    ``min(1, (e * steps + s + 1) / (epochs * steps))``; ``epochs = 0`` is ``schedule`` itself."""
+
+    def __init__(self, schedule, epochs):
+        super().__init__(schedule.base_lr)
+        self.schedule = schedule
+        self.epochs = whole_number(epochs, 0)
+        if self.epochs is None:
+            raise ValueError(f'Warmup: epochs must be a whole number >= 0, got {epochs!r}')
+
+    def __call__(self, epoch):
+        """The rate at the epoch's last step."""
+        return self.schedule(epoch) * (min(1, (epoch + 1) / self.epochs) if self.epochs else 1)
+
+    def at(self, epoch, step, steps):
+        done = epoch * steps + step + 1
+        return self.schedule(epoch) * (min(1, done / (self.epochs * steps)) if self.epochs
+                                       else 1)
+
+
+def make_schedule(spec, base_lr, epochs, warmup=0):
     """From a command-line spec: ``constant``, ``step:STEP[:GAMMA]``,
-    ``multistep:M1,M2,...[:GAMMA]`` or ``cosine``."""
+    ``multistep:M1,M2,...[:GAMMA]`` or ``cosine``; with ``warmup`` epochs of linear warm-up
+    (``Warmup``) before it."""
+    schedule = _schedule(spec, base_lr, epochs)
+    return Warmup(schedule, warmup) if warmup else schedule
+
+
+def _schedule(spec, base_lr, epochs):
     name, *args = spec.split(':')
     if name == 'constant' and not args:
         return Schedule(base_lr)

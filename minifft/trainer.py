@@ -77,9 +77,11 @@ class _Meter:
 
 
 def train_epoch(model, criterion, optimizer, loader, epoch, max_steps=None, progress=True,
-                sync_every=None, comm=Single()):
+                sync_every=None, comm=Single(), schedule=None):
     """One epoch; with a distributed ``comm``, gradients are averaged over the ranks before each
-    step and the returned metrics cover every rank's samples."""
+    step and the returned metrics cover every rank's samples. With a ``schedule``
+    (optim.Schedule), the optimizer's rate is ``schedule.at(epoch, step, len(loader))`` at each
+    step (a warm-up changes it within the epoch)."""
     model.training()
     grads = model.parameters()[1]
     meter = _Meter()
@@ -110,6 +112,8 @@ def train_epoch(model, criterion, optimizer, loader, epoch, max_steps=None, prog
         model.zeroGradParameters()
         model.backward(x, criterion.updateGradInput(scores, y))
         comm.average_gradients(grads)
+        if schedule is not None:
+            optimizer.lr = schedule.at(epoch, step, len(loader))
         optimizer.step()
         meter.add(loss, scores, y)
         if not interval:

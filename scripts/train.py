@@ -37,7 +37,7 @@ LOG_COLUMNS = ['epoch', 'train_loss', 'train_top1', 'val_loss', 'val_top1', 'val
 # from the model file); --max-steps (a smoke run's cap), --workers, --device and the like
 # belong to the process, not to the run
 RESUMED = ('model', 'data', 'epochs', 'batch_size', 'lr', 'momentum', 'weight_decay', 'schedule',
-           'conv', 'seed')
+           'warmup_epochs', 'conv', 'seed')
 
 
 def parse_args(argv):
@@ -53,6 +53,9 @@ def parse_args(argv):
     p.add_argument('--weight-decay', type=float)
     p.add_argument('--schedule', help='constant | step:STEP[:GAMMA] | multistep:M1,M2[:GAMMA] | '
                    'cosine')
+    p.add_argument('--warmup-epochs', type=cli.whole(0),
+                   help='ramp the learning rate up linearly over these first epochs, step by '
+                        'step (for a large global batch; default: the model\'s, else 0)')
     p.add_argument('--conv', choices=sorted(CONVS), help='default: fft')
     p.add_argument('--device', choices=backend.DEVICES, default='auto')
     p.add_argument('--seed', type=cli.whole(0), help='default: 0')
@@ -85,7 +88,8 @@ def fill_defaults(args, spec):
                                 ('batch_size', 'BATCH_SIZE', None), ('lr', 'LR', None),
                                 ('momentum', 'MOMENTUM', 0.9),
                                 ('weight_decay', 'WEIGHT_DECAY', 0.0),
-                                ('schedule', 'SCHEDULE', 'constant')):
+                                ('schedule', 'SCHEDULE', 'constant'),
+                                ('warmup_epochs', 'WARMUP_EPOCHS', 0)):
         if getattr(args, arg) is None:
             setattr(args, arg, getattr(spec, attr, fallback))
     args.conv = args.conv or 'fft'
@@ -241,7 +245,7 @@ def run(args, comm):
     criterion = nn.CrossEntropyCriterion()
     opt = optim.SGD(*model.parameters(), lr=args.lr, momentum=args.momentum,
                     weight_decay=args.weight_decay)
-    schedule = optim.make_schedule(args.schedule, args.lr, args.epochs)
+    schedule = optim.make_schedule(args.schedule, args.lr, args.epochs, args.warmup_epochs)
     loaders = [data.DataLoader(ds, args.batch_size, shuffle=shuffle, seed=args.seed,
                                augment=augment, workers=args.workers, device=device,
                                crop_pad=getattr(spec, 'CROP_PAD', 4), rank=comm.rank,
@@ -255,7 +259,9 @@ def run(args, comm):
         if nn.autotune.enabled():  # the plans of the run it continues
             nn.autotune.adopt(meta['extra'].get('fft_plans', []))
         say(f'resumed {args.resume} after epoch {start_epoch}: data {args.data}, batch '
-            f'{args.batch_size}, lr {args.lr} ({args.schedule}), --epochs {args.epochs}')
+            f'{args.batch_size}, lr {args.lr} ({args.schedule}'
+            f'{f", {args.warmup_epochs} epochs of warm-up" if args.warmup_epochs else ""}), '
+            f'--epochs {args.epochs}')
         if start_epoch >= args.epochs and not args.eval_only:
             say(f'nothing to train: the checkpoint holds epoch {start_epoch} and --epochs is '
                 f'{args.epochs} (the total to reach); pass a larger --epochs to continue')
@@ -277,10 +283,9 @@ def run(args, comm):
     plt = load_pyplot() if comm.is_main else None
     try:
         for epoch in range(start_epoch, args.epochs):
-            opt.lr = schedule(epoch)
             loaders[0].set_epoch(epoch)
             tr = trainer.train_epoch(model, criterion, opt, loaders[0], epoch, args.max_steps,
-                                     progress, comm=comm)
+                                     progress, comm=comm, schedule=schedule)
             va = trainer.evaluate(model, criterion, loaders[1], progress, comm)
             row = {'epoch': epoch + 1, 'train_loss': tr['loss'], 'train_top1': tr['top1'],
                    'val_loss': va['loss'], 'val_top1': va['top1'], 'val_top5': va['top5'],

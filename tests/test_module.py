@@ -317,6 +317,20 @@ def test_schedules():
         optim.make_schedule('linear', 1.0, 10)
 
 
+def test_warmup_schedule():
+    cosine = optim.make_schedule('cosine', 1.0, 10)
+    warm = optim.make_schedule('cosine', 1.0, 10, warmup=2)
+    assert isinstance(warm, optim.Warmup)
+    assert not isinstance(optim.make_schedule('cosine', 1.0, 10, warmup=0), optim.Warmup)
+    assert warm.at(0, 0, 5) == pytest.approx(cosine(0) / 10)
+    assert warm.at(1, 4, 5) == pytest.approx(cosine(1))  # the ramp's last step
+    assert warm.at(3, 0, 5) == cosine(3) and warm(0) == pytest.approx(cosine(0) / 2)
+    assert optim.Warmup(cosine, 0).at(0, 0, 5) == cosine(0)
+    for bad in (-1, 1.5, 'two'):
+        with pytest.raises(ValueError, match='Warmup: epochs must be a whole number >= 0'):
+            optim.make_schedule('constant', 1.0, 10, warmup=bad)
+
+
 @pytest.mark.parametrize('spec, message', [
     ('step:0', 'StepSchedule: step must be a whole number of epochs >= 1, got 0'),
     ('step:-2', 'step must be a whole number of epochs >= 1, got -2'),

@@ -120,18 +120,41 @@ def test_resume_keeps_the_runs_settings(setup, capsys):
     root = setup[2]
     straight, split = str(root / 'kept_straight'), str(root / 'kept_split')
     settings = ['--lr', '0.01', '--batch-size', '8', '--schedule', 'step:1:0.5', '--seed', '3',
-                '--no-autotune']
+                '--warmup-epochs', '3', '--no-autotune']
     assert run(setup, '--epochs', '2', *settings, '--out', straight) == 0
     assert run(setup, '--epochs', '1', *settings, '--out', split) == 0
     capsys.readouterr()
     assert train.main(['--resume', os.path.join(split, 'checkpoint.h5'), '--epochs', '2',
                        '--no-autotune', '--workers', '1', '--no-progress']) == 0
     said = capsys.readouterr().out
-    assert f'data {setup[0]}, batch 8, lr 0.01 (step:1:0.5), --epochs 2' in said
+    assert (f'data {setup[0]}, batch 8, lr 0.01 (step:1:0.5, 3 epochs of warm-up), --epochs 2'
+            in said)
     assert 'seed 3' in said
     a = _params(os.path.join(straight, 'checkpoint.h5'))
     b = _params(os.path.join(split, 'checkpoint.h5'))
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_warmup_ramps_the_rate_step_by_step(setup):
+    """``--warmup-epochs``: the README advises a warm-up for a learning rate scaled with the
+    global batch, and train.py had none. The rate rises linearly step by step to the
+    schedule's, then follows it."""
+    from minifft import data, optim, trainer
+
+    class Recording(optim.SGD):
+        def step(self):
+            self.seen.append(self.lr)
+            super().step()
+
+    model = nn.Sequential(nn.View(-1), nn.Linear(3 * 12 * 12, 4))
+    opt = Recording(*model.parameters(), lr=0.4)
+    opt.seen = []
+    loader = data.DataLoader(data.HDF5Dataset(setup[0]), 40, workers=0)  # 4 steps an epoch
+    schedule = optim.make_schedule('step:2:0.5', 0.4, 4, warmup=2)
+    for epoch in range(3):
+        trainer.train_epoch(model, nn.CrossEntropyCriterion(), opt, loader, epoch,
+                            progress=False, schedule=schedule)
+    assert opt.seen == pytest.approx([0.4 * i / 8 for i in range(1, 9)] + [0.2] * 4)
 
 
 def test_resume_with_autotuning_keeps_the_plans(setup, monkeypatch):
