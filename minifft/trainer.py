@@ -20,22 +20,28 @@ class NonFiniteLoss(RuntimeError):
         self.epoch, self.step = epoch, step
 
 
-_stop = {'requested': False}
+_stop = {'requested': False, 'signal': None}
 
 
 def on_interrupt(signum=None, frame=None):
-    """A SIGINT handler for training scripts: Ctrl-C raises KeyboardInterrupt, as Python's own
-    does, and is also remembered, so that the loops below raise it again after the batch
-    in hand. Python prints and drops an exception raised while the main thread runs a weakref
-    callback (the data loader's thread pools end every epoch, and their threads' cleanup runs
-    one): with the default handler a Ctrl-C that came at that moment was lost and training
-    went on."""
-    _stop['requested'] = True
+    """A SIGINT (and SIGTERM) handler for training scripts: Ctrl-C raises KeyboardInterrupt, as
+    Python's own does, and is also remembered, so that the loops below raise it again after
+    the batch in hand. Python prints and drops an exception raised while the main thread runs
+    a weakref callback (the data loader's thread pools end every epoch, and their threads'
+    cleanup runs one): with the default handler a Ctrl-C that came at that moment was lost
+    and training went on. ``interrupt_signal()`` says which signal it was."""
+    _stop['requested'], _stop['signal'] = True, signum
     raise KeyboardInterrupt
 
 
+def interrupt_signal():
+    """The signal number ``on_interrupt`` last handled (None: none, or a KeyboardInterrupt of
+    another origin)."""
+    return _stop['signal']
+
+
 def clear_interrupt():
-    _stop['requested'] = False
+    _stop['requested'], _stop['signal'] = False, None
 
 
 def _raise_if_interrupted():

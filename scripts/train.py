@@ -151,6 +151,7 @@ def plot_curves(out, history, plt):
 
 
 RUN_FILES = ('checkpoint.h5', 'log.csv', 'curves.png')
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def output_folder(out, args):
@@ -190,8 +191,10 @@ def main(argv=None):
     comm = distributed.communicator(args.distributed)
     previous = nn.autotune.enable(args.autotune and comm.world == 1)
     trainer.clear_interrupt()
-    handler = signal.signal(signal.SIGINT, trainer.on_interrupt) if (
-        threading.current_thread() is threading.main_thread()) else None
+    # SIGTERM too (a batch system's notice before it kills the job): the run stops the same way,
+    # saving a checkpoint, instead of dying with the epoch in hand lost
+    handlers = ({s: signal.signal(s, trainer.on_interrupt) for s in STOP_SIGNALS}
+                if threading.current_thread() is threading.main_thread() else {})
     try:
         return run(args, comm)
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:
@@ -206,8 +209,8 @@ def main(argv=None):
     finally:
         nn.autotune.enable(previous)
         trainer.clear_interrupt()  # handled: a later loop in this process must not see it
-        if handler is not None:
-            signal.signal(signal.SIGINT, handler)
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
 
 
 def run(args, comm):
@@ -314,7 +317,7 @@ def run(args, comm):
                             {'interrupted': True, 'fft_plans': nn.autotune.choices()})
         say(f'\ninterrupted during epoch {done + 1}: saved {ckpt}; continue with '
             f'--resume {ckpt}', file=sys.stderr)
-        return 130
+        return 128 + (trainer.interrupt_signal() or signal.SIGINT)  # the shell's convention
     say(f'done: {out}')
     return 0
 

@@ -374,9 +374,13 @@ def test_model_files_build_with_both_convolutions():
             assert model.evaluate().forward(x).shape == (2, 10)
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(setup, tmp_path):
+@pytest.mark.parametrize('signum', ['SIGINT', 'SIGTERM'])
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(setup, tmp_path, signum):
+    """SIGTERM (a batch system's notice before the kill) too: it killed the run, the epoch in
+    hand lost, without a word."""
     import signal
     import time
+    signum = getattr(signal, signum)
     out = tmp_path / 'int'
     proc = subprocess.Popen([sys.executable, TRAIN, '--model', setup[1], '--data', setup[0],
                              '--epochs', '100000', '--no-progress', '--out', str(out)],
@@ -384,9 +388,9 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(setup, tmp_path):
     deadline = time.time() + 120
     while not (out / 'log.csv').exists() and time.time() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + signum, err
     assert 'interrupted during epoch' in err and 'Traceback' not in err
     meta = checkpoint.read_meta(str(out / 'checkpoint.h5'))
     assert meta['extra']['interrupted'] is True and meta['epoch'] >= 1
