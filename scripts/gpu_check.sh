@@ -44,6 +44,7 @@ for tf32 in off on; do
 done
 python3 scripts/prepare_data.py synthetic >/dev/null 2>&1
 for conv in fft direct; do
+    rm -rf "${OUT:-/tmp}/gpu_train_$conv"  # train.py never writes over an earlier run
     step "train imagenet_small $conv" 60 python3 scripts/train.py --model imagenet_small \
         --device gpu --conv $conv --epochs 1 --max-steps 40 --batch-size 128 --no-progress \
         --out "${OUT:-/tmp}/gpu_train_$conv"
