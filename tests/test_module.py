@@ -100,6 +100,21 @@ def test_concat(rng):
     assert max(errors.values()) < 1e-6, errors
 
 
+def test_concat_names_outputs_that_cannot_be_joined():
+    """NumPy's 'all the input array dimensions except for the concatenation axis must match
+    exactly' and 'axis 5 is out of bounds' named neither the container nor the shapes."""
+    x = np.zeros((2, 3, 8, 8), np.float32)
+    c = nn.Concat(nn.SpatialConvolution(3, 4, 3, 3, 1, 1, 1, 1), nn.SpatialConvolution(3, 2, 5))
+    with pytest.raises(ValueError, match=re.escape(
+            "nn.Concat: the children's outputs [(2, 4, 8, 8), (2, 2, 4, 4)] differ outside "
+            'dimension 1')):
+        c.forward(x)
+    with pytest.raises(ValueError, match=re.escape(
+            "nn.Concat: dimension 4 is out of range for the children's 4-D outputs")):
+        nn.Concat(nn.ReLU(), nn.ReLU(), dimension=4).forward(x)
+    assert nn.Concat(nn.ReLU(), nn.ReLU(), dimension=-1).forward(x).shape == (2, 3, 8, 16)
+
+
 def test_training_and_evaluate_switch_dropout_and_batchnorm(rng):
     net = small_net()
     x = rng.standard_normal((4, 2, 6, 6)).astype(np.float32)

@@ -159,6 +159,13 @@ class Concat(Container):
         xp = backend.get_array_module(input)
         for o in outs:
             check_dims(self, o, (outs[0].ndim,), 'every child output', f'{outs[0].ndim}-D')
+        nd, shapes = outs[0].ndim, [tuple(o.shape) for o in outs]
+        if not -nd <= self.dimension < nd:
+            raise ValueError(f'{self.name()}: dimension {self.dimension} is out of range for '
+                             f'the children\'s {nd}-D outputs')
+        if len({s[:self.dimension % nd] + s[self.dimension % nd + 1:] for s in shapes}) > 1:
+            raise ValueError(f'{self.name()}: the children\'s outputs {shapes} differ outside '
+                             f'dimension {self.dimension}, along which they are joined')
         self.output = xp.concatenate(outs, axis=self.dimension)
         return self.output
 
