@@ -154,7 +154,7 @@ class Warmup(Schedule):
 
     def __call__(self, epoch):
         """The rate at the epoch's last step."""
-        return self.schedule(epoch) * (min(1, (epoch + 1) / self.epochs) if self.epochs else 1)
+        return self.at(epoch, 0, 1)
 
     def at(self, epoch, step, steps):
         done = epoch * steps + step + 1
