@@ -83,17 +83,17 @@ def parse_args(argv):
 
 
 def fill_defaults(args, spec):
-    """The model file's defaults (then the library's) for what is still unset."""
+    """The model file's defaults (then the library's) for what is still unset; the convolution
+    and the seed are the library's alone."""
     for arg, attr, fallback in (('data', 'DATASET', None), ('epochs', 'EPOCHS', None),
                                 ('batch_size', 'BATCH_SIZE', None), ('lr', 'LR', None),
                                 ('momentum', 'MOMENTUM', 0.9),
                                 ('weight_decay', 'WEIGHT_DECAY', 0.0),
                                 ('schedule', 'SCHEDULE', 'constant'),
-                                ('warmup_epochs', 'WARMUP_EPOCHS', 0)):
+                                ('warmup_epochs', 'WARMUP_EPOCHS', 0),
+                                ('conv', None, 'fft'), ('seed', None, 0)):
         if getattr(args, arg) is None:
-            setattr(args, arg, getattr(spec, attr, fallback))
-    args.conv = args.conv or 'fft'
-    args.seed = 0 if args.seed is None else args.seed
+            setattr(args, arg, getattr(spec, attr, fallback) if attr else fallback)
 
 
 def dataset_path(name, comm):
