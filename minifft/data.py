@@ -140,7 +140,10 @@ class DataLoader:
         self.dataset, self.batch_size = dataset, int(batch_size)
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
         self.augment, self.crop_pad, self.workers = augment, int(crop_pad), int(workers)
-        self.device, self.rank, self.world = device, int(rank), int(world)
+        # 'auto' as the scripts take it; a missing GPU said here, not as an AttributeError of
+        # the uploader at the first batch
+        self.device = backend.resolve_device(device)
+        self.rank, self.world = int(rank), int(world)
         self.epoch = 0
         C = dataset.image_shape[0]
         self._mean = (dataset.mean / 255.0).reshape(1, C, 1, 1).astype(np.float32)

@@ -186,6 +186,18 @@ def test_loader_bad_arguments(tmp_path, kwargs, message):
         data.DataLoader(ds, **{'batch_size': 4, **kwargs})
 
 
+def test_loader_device_is_checked(tmp_path):
+    """device='tpu' was accepted, and device='gpu' without a GPU failed at the first batch
+    with "'NoneType' object has no attribute 'cuda'"."""
+    ds = data.HDF5Dataset(tiny_dataset(tmp_path / 't.h5'))
+    with pytest.raises(ValueError, match="device must be one of"):
+        data.DataLoader(ds, 4, device='tpu')
+    assert data.DataLoader(ds, 4, device='auto').device == backend.resolve_device('auto')
+    if not backend.gpu_available():
+        with pytest.raises(RuntimeError, match='gpu was asked for, but'):
+            data.DataLoader(ds, 4, device='gpu')
+
+
 def test_loader_batches_are_normalised_and_typed(tmp_path):
     ds = data.HDF5Dataset(tiny_dataset(tmp_path / 't.h5', n=400))
     batches = list(data.DataLoader(ds, 64, shuffle=False, workers=0))
