@@ -339,6 +339,19 @@ def test_model_file_defaults_are_checked(setup, tmp_path):
     assert not (tmp_path / 'run').exists()
 
 
+def test_create_model_must_return_a_container(setup, tmp_path, capsys):
+    """A create_model returning something else was an AttributeError traceback ('str' object
+    has no attribute 'type')."""
+    model = tmp_path / 'not_a_model.py'
+    model.write_text(TINY_MODEL + "\n\ndef create_model(n_classes, conv=None):\n"
+                                  "    return 'oops'\n")
+    assert train.main(['--model', str(model), '--data', setup[0], '--out',
+                       str(tmp_path / 'run'), '--no-progress']) == 2
+    assert ("not_a_model.py: create_model must return an nn.Sequential (or another container)"
+            " of modules, got 'oops'") in capsys.readouterr().err
+    assert not (tmp_path / 'run').exists()
+
+
 def test_resume_with_nothing_left_to_train_says_so(setup, tmp_path, capsys):
     out = str(tmp_path / 'run')
     assert run(setup, '--epochs', '1', '--max-steps', '2', '--out', out) == 0
