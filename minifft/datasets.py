@@ -9,6 +9,7 @@ import os
 import pickle
 import struct
 import subprocess
+import zlib
 
 import h5py
 import numpy as np
@@ -93,8 +94,11 @@ def fashion_mnist_default_dir():
 
 def read_idx(path):
     opener = gzip.open if path.endswith('.gz') else open
-    with opener(path, 'rb') as f:
-        data = f.read()
+    try:
+        with opener(path, 'rb') as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:  # a truncated or damaged download
+        raise ValueError(f'{path}: cannot be decompressed ({e})') from None
     if len(data) < 4 or data[:2] != b'\0\0':
         raise ValueError(f'{path}: not an IDX file (bad magic number)')
     dtype_code, ndim = data[2], data[3]

@@ -63,6 +63,20 @@ def test_fashion_mnist_missing_files_say_how_to_get_them(tmp_path):
     assert not os.path.exists(tmp_path / 'x.h5')
 
 
+def test_truncated_idx_file_is_named(tmp_path):
+    """A truncated .gz (an interrupted download) was gzip's EOFError traceback."""
+    for s, n in (('train', 12), ('t10k', 5)):
+        write_idx(tmp_path / f'{s}-images-idx3-ubyte.gz', np.zeros((n, 28, 28)))
+        write_idx(tmp_path / f'{s}-labels-idx1-ubyte.gz', np.zeros(n))
+    whole = (tmp_path / 'train-images-idx3-ubyte.gz').read_bytes()
+    (tmp_path / 'train-images-idx3-ubyte.gz').write_bytes(whole[:len(whole) // 2])
+    r = subprocess.run(PREPARE + ['fashion-mnist', str(tmp_path), '--out', str(tmp_path / 'x.h5')],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert 'train-images-idx3-ubyte.gz: cannot be decompressed' in r.stderr
+    assert not os.path.exists(tmp_path / 'x.h5')
+
+
 @pytest.mark.parametrize('args, message', [
     (['synthetic', '--train', '0'], "argument --train: must be a whole number >= 1, got '0'"),
     (['synthetic', '--val', '-1'], "argument --val: must be a whole number >= 1, got '-1'"),
