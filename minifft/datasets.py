@@ -139,9 +139,12 @@ def prepare_fashion_mnist(out, directory=None):
 
 # -- Downsampled ImageNet (Chrabaszcz, Loshchilov & Hutter, 2017) -------------------------------
 def _load_pickle(path):
-    with open(path, 'rb') as f:
-        d = pickle.load(f, encoding='latin1')
-    if 'data' not in d or 'labels' not in d:
+    try:
+        with open(path, 'rb') as f:
+            d = pickle.load(f, encoding='latin1')
+    except (pickle.UnpicklingError, EOFError) as e:  # a truncated or damaged download
+        raise ValueError(f'{path}: not a readable pickle ({e})') from None
+    if not isinstance(d, dict) or 'data' not in d or 'labels' not in d:
         raise ValueError(f'{path}: expected a dict with "data" and "labels"')
     return np.asarray(d['data'], np.uint8), np.asarray(d['labels'], np.int64) - 1
 

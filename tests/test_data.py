@@ -158,6 +158,22 @@ def test_imagenet_downsampled_round_trip(tmp_path):
     assert np.array_equal(y, np.array(labels) - 1)
 
 
+@pytest.mark.parametrize('damage, message', [
+    (lambda b: b[:len(b) // 2], 'train_data_batch_2: not a readable pickle'),
+    (lambda b: pickle.dumps(3), 'train_data_batch_2: expected a dict with "data"')])
+def test_imagenet_downsampled_damaged_pickle_is_named(tmp_path, damage, message):
+    """A truncated pickle was pickle's UnpicklingError traceback, a number a TypeError."""
+    for name in ('train_data_batch_1', 'train_data_batch_2', 'val_data'):
+        d = {'data': np.zeros((2, 3 * 8 * 8), np.uint8), 'labels': [1, 2]}
+        (tmp_path / name).write_bytes(pickle.dumps(d))
+    path = tmp_path / 'train_data_batch_2'
+    path.write_bytes(damage(path.read_bytes()))
+    r = subprocess.run(PREPARE + ['imagenet-downsampled', str(tmp_path), '--out',
+                                  str(tmp_path / 'd.h5')], capture_output=True, text=True)
+    assert r.returncode == 1 and message in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert not (tmp_path / 'd.h5').exists()
+
+
 def test_synthetic_is_deterministic_and_well_formed(tmp_path):
     a = datasets.prepare_synthetic(str(tmp_path / 'a.h5'), seed=3, n_train=64, n_val=16)
     b = datasets.prepare_synthetic(str(tmp_path / 'b.h5'), seed=3, n_train=64, n_val=16)
