@@ -121,10 +121,11 @@ def _epochs(schedule, what, value):
 
 def _gamma(schedule, value):
     """A schedule's factor: finite and > 0 (NaN made every later learning rate NaN)."""
-    if rate(value, positive=True) is None:
+    gamma = rate(value, positive=True)
+    if gamma is None:
         raise ValueError(f'{type(schedule).__name__}: gamma must be a finite number > 0, '
                          f'got {value!r}')
-    return float(value)
+    return gamma
 
 
 class CosineSchedule(Schedule):

@@ -4,7 +4,6 @@ State lives in plain fields: ``output``, ``gradInput`` and, for layers with para
 ``weight``/``bias`` with ``gradWeight``/``gradBias``. ``accGradParameters`` *accumulates*
 ``scale * gradient``; ``zeroGradParameters`` clears the accumulators.
 """
-
 import numpy as np
 
 from .. import backend, random
