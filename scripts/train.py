@@ -7,6 +7,7 @@
   python scripts/train.py --resume runs/X/checkpoint.h5 --eval-only
 """
 import argparse
+import contextlib
 import csv
 import datetime
 import io
@@ -186,6 +187,18 @@ def _made(folder, exist_ok):
     return True
 
 
+@contextlib.contextmanager
+def _taken_back_if_empty(folder):
+    """Removes ``folder`` (one this run made; None for none) if it is still empty when the
+    block ends, however it ends: a run that fails before it saves anything (a model whose
+    layers do not fit its input fails at the first step) leaves no empty run folder behind."""
+    try:
+        yield
+    finally:
+        if folder and os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
+
+
 def main(argv=None):
     args = parse_args(argv)
     comm = distributed.communicator(args.distributed)
@@ -281,49 +294,51 @@ def run(args, comm):
         return 0
 
     out = args.out or (os.path.dirname(os.path.abspath(args.resume)) if args.resume else None)
+    made = comm.is_main and not (out and os.path.isdir(out))
     if comm.is_main:
         out = output_folder(out, args)
-    ckpt = os.path.join(out or '', 'checkpoint.h5')  # out: None on ranks that write nothing
-    say(f'writing to {out}')
-    saved_args = dict(vars(args), model=args.model)
-    done = start_epoch  # epochs whose results are in the checkpoint
-    plt = load_pyplot() if comm.is_main else None
-    try:
-        for epoch in range(start_epoch, args.epochs):
-            loaders[0].set_epoch(epoch)
-            tr = trainer.train_epoch(model, criterion, opt, loaders[0], epoch, args.max_steps,
-                                     progress, comm=comm, schedule=schedule)
-            va = trainer.evaluate(model, criterion, loaders[1], progress, comm)
-            row = {'epoch': epoch + 1, 'train_loss': tr['loss'], 'train_top1': tr['top1'],
-                   'val_loss': va['loss'], 'val_top1': va['top1'], 'val_top5': va['top5'],
-                   'images_per_s': tr['images_per_s'], 'seconds': tr['seconds']}
-            history.append(row)
+    with _taken_back_if_empty(out if made else None):
+        ckpt = os.path.join(out or '', 'checkpoint.h5')  # out: None on ranks that write nothing
+        say(f'writing to {out}')
+        saved_args = dict(vars(args), model=args.model)
+        done = start_epoch  # epochs whose results are in the checkpoint
+        plt = load_pyplot() if comm.is_main else None
+        try:
+            for epoch in range(start_epoch, args.epochs):
+                loaders[0].set_epoch(epoch)
+                tr = trainer.train_epoch(model, criterion, opt, loaders[0], epoch, args.max_steps,
+                                         progress, comm=comm, schedule=schedule)
+                va = trainer.evaluate(model, criterion, loaders[1], progress, comm)
+                row = {'epoch': epoch + 1, 'train_loss': tr['loss'], 'train_top1': tr['top1'],
+                       'val_loss': va['loss'], 'val_top1': va['top1'], 'val_top5': va['top5'],
+                       'images_per_s': tr['images_per_s'], 'seconds': tr['seconds']}
+                history.append(row)
+                if comm.is_main:
+                    checkpoint.save(ckpt, model, opt, epoch + 1, saved_args, history,
+                                    {'fft_plans': nn.autotune.choices()})
+                done = epoch + 1
+                if comm.is_main:
+                    write_log(out, history)
+                    plot_curves(out, history, plt)
+                say(f'epoch {epoch + 1}/{args.epochs}  lr {opt.lr:.4g}  train loss '
+                    f'{tr["loss"]:.4f} top1 {tr["top1"]:.4f}  val top1 {va["top1"]:.4f} top5 '
+                    f'{va["top5"]:.4f}  {tr["images_per_s"]:.0f} img/s  {tr["seconds"]:.0f} s' +
+                    ''.join(f'  {k} {v / 2**20:.0f} MiB'
+                            for k, v in backend.memory_stats().items()), flush=True)
+        except trainer.NonFiniteLoss as e:  # every rank raises it at the same step
+            say(f'error: {e}; last good checkpoint: '
+                f'{ckpt if os.path.exists(ckpt) else "none yet"}', file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            # an unfinished epoch is not counted: resuming repeats it from these weights
             if comm.is_main:
-                checkpoint.save(ckpt, model, opt, epoch + 1, saved_args, history,
-                                {'fft_plans': nn.autotune.choices()})
-            done = epoch + 1
-            if comm.is_main:
-                write_log(out, history)
-                plot_curves(out, history, plt)
-            say(f'epoch {epoch + 1}/{args.epochs}  lr {opt.lr:.4g}  train loss '
-                f'{tr["loss"]:.4f} top1 {tr["top1"]:.4f}  val top1 {va["top1"]:.4f} top5 '
-                f'{va["top5"]:.4f}  {tr["images_per_s"]:.0f} img/s  {tr["seconds"]:.0f} s' +
-                ''.join(f'  {k} {v / 2**20:.0f} MiB'
-                        for k, v in backend.memory_stats().items()), flush=True)
-    except trainer.NonFiniteLoss as e:  # every rank raises it at the same step
-        say(f'error: {e}; last good checkpoint: '
-            f'{ckpt if os.path.exists(ckpt) else "none yet"}', file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        # an unfinished epoch is not counted: resuming repeats it from these weights
-        if comm.is_main:
-            checkpoint.save(ckpt, model, opt, done, saved_args, history,
-                            {'interrupted': True, 'fft_plans': nn.autotune.choices()})
-        say(f'\ninterrupted during epoch {done + 1}: saved {ckpt}; continue with '
-            f'--resume {ckpt}', file=sys.stderr)
-        return 128 + (trainer.interrupt_signal() or signal.SIGINT)  # the shell's convention
-    say(f'done: {out}')
-    return 0
+                checkpoint.save(ckpt, model, opt, done, saved_args, history,
+                                {'interrupted': True, 'fft_plans': nn.autotune.choices()})
+            say(f'\ninterrupted during epoch {done + 1}: saved {ckpt}; continue with '
+                f'--resume {ckpt}', file=sys.stderr)
+            return 128 + (trainer.interrupt_signal() or signal.SIGINT)  # the shell's convention
+        say(f'done: {out}')
+        return 0
 
 
 if __name__ == '__main__':

@@ -352,6 +352,27 @@ def test_create_model_must_return_a_container(setup, tmp_path, capsys):
     assert not (tmp_path / 'run').exists()
 
 
+def test_a_model_that_does_not_fit_its_input_leaves_no_folder(setup, tmp_path, capsys):
+    """A model whose layers do not fit fails at its first step, after the run folder was
+    made: the folder, new and still empty, went on lying about a run that never was."""
+    model = tmp_path / 'misfit.py'
+    model.write_text(TINY_MODEL.replace('nn.Linear(8 * 6 * 6,', 'nn.Linear(8 * 6 * 6 + 1,'))
+    args = ['--model', str(model), '--data', setup[0], '--no-progress', '--workers', '1']
+    assert train.main(args + ['--out', str(tmp_path / 'run')]) == 2
+    err = capsys.readouterr().err
+    assert ('module (8) nn.Linear.updateOutput: nn.Linear: input feature count must be 289'
+            in err and '(16, 288)' in err), err
+    assert not (tmp_path / 'run').exists()
+    # a folder that was there before the run stays, and so does anything in it
+    (tmp_path / 'mine').mkdir()
+    (tmp_path / 'mine' / 'notes.txt').write_text('keep')
+    assert train.main(args + ['--out', str(tmp_path / 'mine')]) == 2
+    assert (tmp_path / 'mine' / 'notes.txt').read_text() == 'keep'
+    (tmp_path / 'empty').mkdir()
+    assert train.main(args + ['--out', str(tmp_path / 'empty')]) == 2
+    assert (tmp_path / 'empty').is_dir()
+
+
 def test_resume_with_nothing_left_to_train_says_so(setup, tmp_path, capsys):
     out = str(tmp_path / 'run')
     assert run(setup, '--epochs', '1', '--max-steps', '2', '--out', out) == 0
