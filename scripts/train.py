@@ -111,6 +111,17 @@ def dataset_path(name, comm):
     return name
 
 
+def saved_args(args):
+    """The run's settings as its checkpoint keeps them: a model file or dataset given as a
+    path becomes an absolute one, so that a resume from another folder finds them (built-in
+    names stay names)."""
+    settings = dict(vars(args))
+    if settings['model'].endswith('.py'):
+        settings['model'] = os.path.abspath(settings['model'])
+    if settings['data'] not in BUILTIN_DATA:
+        settings['data'] = os.path.abspath(settings['data'])
+    return settings
+
 def write_log(out, history):
     buf = io.StringIO()
     writer = csv.DictWriter(buf, LOG_COLUMNS, lineterminator='\n')
@@ -300,7 +311,7 @@ def run(args, comm):
     with _taken_back_if_empty(out if made else None):
         ckpt = os.path.join(out or '', 'checkpoint.h5')  # out: None on ranks that write nothing
         say(f'writing to {out}')
-        saved_args = dict(vars(args), model=args.model)
+        settings = saved_args(args)
         done = start_epoch  # epochs whose results are in the checkpoint
         plt = load_pyplot() if comm.is_main else None
         try:
@@ -314,7 +325,7 @@ def run(args, comm):
                        'images_per_s': tr['images_per_s'], 'seconds': tr['seconds']}
                 history.append(row)
                 if comm.is_main:
-                    checkpoint.save(ckpt, model, opt, epoch + 1, saved_args, history,
+                    checkpoint.save(ckpt, model, opt, epoch + 1, settings, history,
                                     {'fft_plans': nn.autotune.choices()})
                 done = epoch + 1
                 if comm.is_main:
@@ -332,7 +343,7 @@ def run(args, comm):
         except KeyboardInterrupt:
             # an unfinished epoch is not counted: resuming repeats it from these weights
             if comm.is_main:
-                checkpoint.save(ckpt, model, opt, done, saved_args, history,
+                checkpoint.save(ckpt, model, opt, done, settings, history,
                                 {'interrupted': True, 'fft_plans': nn.autotune.choices()})
             say(f'\ninterrupted during epoch {done + 1}: saved {ckpt}; continue with '
                 f'--resume {ckpt}', file=sys.stderr)

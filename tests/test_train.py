@@ -135,6 +135,29 @@ def test_resume_keeps_the_runs_settings(setup, capsys):
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_resume_from_another_folder_finds_the_model_and_data(setup, tmp_path, monkeypatch):
+    """A run started with a relative --model and --data kept those relative paths in its
+    checkpoint, so a resume from any other working folder failed ("unknown model", "no such
+    file"): the checkpoint keeps them absolute."""
+    data, model, _ = setup
+    start, elsewhere = tmp_path / 'start', tmp_path / 'elsewhere'
+    start.mkdir(), elsewhere.mkdir()
+    monkeypatch.chdir(start)
+    assert train.main(['--model', os.path.relpath(model), '--data', os.path.relpath(data),
+                       '--epochs', '1', '--out', 'run', '--workers', '1', '--no-progress']) == 0
+    ckpt = str(start / 'run' / 'checkpoint.h5')
+    saved = checkpoint.read_meta(ckpt)['args']
+    assert (saved['model'], saved['data']) == (model, data)
+    monkeypatch.chdir(elsewhere)
+    assert train.main(['--resume', ckpt, '--epochs', '2', '--workers', '1',
+                       '--no-progress']) == 0
+    assert checkpoint.read_meta(ckpt)['epoch'] == 2
+    # built-in names stay names (found where the code is, wherever it runs)
+    kept = train.saved_args(train.parse_args(['--model', 'fashion_small', '--data',
+                                              'synthetic']))
+    assert (kept['model'], kept['data']) == ('fashion_small', 'synthetic')
+
+
 def test_warmup_ramps_the_rate_step_by_step(setup):
     """``--warmup-epochs``: the README advises a warm-up for a learning rate scaled with the
     global batch, and train.py had none. The rate rises linearly step by step to the
