@@ -194,6 +194,8 @@ def _made(folder, exist_ok):
     except OSError as e:
         if isinstance(e, FileExistsError) and not exist_ok:
             return False
+        if isinstance(e, FileExistsError):
+            raise ValueError(f'output folder {folder}: is a file; expected a folder') from e
         raise ValueError(f'output folder {folder}: cannot create it ({e.strerror or e})') from e
     return True
 
@@ -221,10 +223,13 @@ def main(argv=None):
                 if threading.current_thread() is threading.main_thread() else {})
     try:
         return run(args, comm)
-    except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:
+    except (ValueError, FileNotFoundError, RuntimeError, OSError, MemoryError) as e:
+        # NumPy names the array it could not allocate; a smaller batch is the usual way out
+        message = (f'out of memory: {e}; a smaller --batch-size needs less'
+                   if isinstance(e, MemoryError) else e)
         if comm.world > 1:
-            comm.abort(f'train.py: error: {e}', 2)
-        print(f'train.py: error: {e}', file=sys.stderr)
+            comm.abort(f'train.py: error: {message}', 2)
+        print(f'train.py: error: {message}', file=sys.stderr)
         return 2
     except Exception as e:
         if comm.world > 1:  # any failure on one rank ends every rank, never a hang

@@ -396,6 +396,25 @@ def test_a_model_that_does_not_fit_its_input_leaves_no_folder(setup, tmp_path, c
     assert (tmp_path / 'empty').is_dir()
 
 
+def test_out_of_memory_and_a_file_for_a_folder_are_named(setup, tmp_path, capsys,
+                                                          monkeypatch):
+    """An array too large to allocate was a MemoryError traceback; ``--out`` naming a file
+    said "cannot create it (File exists)"."""
+    (tmp_path / 'afile').write_text('x')
+    assert run(setup, '--out', str(tmp_path / 'afile')) == 2
+    assert f'output folder {tmp_path / "afile"}: is a file; expected a folder' in \
+        capsys.readouterr().err
+
+    def too_large(*args, **kwargs):
+        return np.empty((1 << 50,), np.float32)  # 4 PiB
+    monkeypatch.setattr(train.trainer, 'train_epoch', too_large)
+    assert run(setup, '--out', str(tmp_path / 'run')) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('train.py: error: out of memory: Unable to allocate') and \
+        err.rstrip().endswith('a smaller --batch-size needs less'), err
+    assert not (tmp_path / 'run').exists()
+
+
 def test_resume_with_nothing_left_to_train_says_so(setup, tmp_path, capsys):
     out = str(tmp_path / 'run')
     assert run(setup, '--epochs', '1', '--max-steps', '2', '--out', out) == 0
