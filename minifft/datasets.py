@@ -211,6 +211,12 @@ def prepare_imagefolder(out, root, size, workers=None):
                      ) if os.path.isdir(train) else []
     if not classes:
         raise FileNotFoundError(f'{train}: no class folders ({layout})')
+    val = os.path.join(root, 'val')
+    strays = sorted(d for d in os.listdir(val) if os.path.isdir(os.path.join(val, d))
+                    and d not in classes) if os.path.isdir(val) else []
+    if strays:  # their images would be left out of val without a word
+        raise ValueError(f'{val}: class folders that train/ does not have: '
+                         f'{", ".join(strays)} (the classes are the folders of {train})')
     lists = {}
     for split in SPLITS:
         files = []

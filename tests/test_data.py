@@ -135,6 +135,21 @@ def test_imagefolder_without_images_says_which_layout(tmp_path):
     assert not (tmp_path / 'o.h5').exists()
 
 
+def test_imagefolder_names_val_classes_that_train_lacks(tmp_path):
+    """val/bird/ beside train's cat/ and dog/ was left out of the dataset without a word (its
+    images never scored)."""
+    Image = pytest.importorskip('PIL.Image')
+    for folder in ('train/cat', 'train/dog', 'val/cat', 'val/bird'):
+        (tmp_path / 'tree' / folder).mkdir(parents=True)
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / 'tree' / folder / '0.png')
+    r = subprocess.run(PREPARE + ['imagefolder', str(tmp_path / 'tree'), '--size', '4', '--out',
+                                  str(tmp_path / 'o.h5')], capture_output=True, text=True)
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert ("val: class folders that train/ does not have: bird (the classes are the folders "
+            f"of {tmp_path / 'tree' / 'train'})") in r.stderr
+    assert not (tmp_path / 'o.h5').exists()
+
+
 def test_imagenet_downsampled_round_trip(tmp_path):
     rng = np.random.default_rng(2)
     side = 8
