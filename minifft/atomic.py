@@ -27,8 +27,12 @@ def atomic_path(path):
     """A temporary path beside ``path``; renamed over it only if the block succeeds."""
     path = os.path.abspath(path)
     check_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + '.', suffix='.partial',
-                               dir=os.path.dirname(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + '.', suffix='.partial',
+                                   dir=os.path.dirname(path))
+    except OSError as e:  # its message named the temporary file, which the user never chose
+        raise OSError(e.errno, f'cannot write {path}: no file can be made in its folder '
+                               f'({e.strerror or e})') from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

@@ -1,5 +1,6 @@
 """Datasets and the DataLoader: every prepare_data subcommand on small inputs made here, loader
 determinism, sharding, augmentation, and the bad inputs."""
+import errno
 import gzip
 import os
 import pickle
@@ -12,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from minifft import backend, data, datasets
+from minifft import atomic, backend, data, datasets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREPARE = [sys.executable, os.path.join(ROOT, 'scripts', 'prepare_data.py')]
@@ -378,6 +379,20 @@ def test_writing_over_a_folder_is_refused_before_writing(tmp_path):
         datasets.write_dataset(str(tmp_path / 'out'), {'train': (2, blocks())}, ['a'], 'x',
                                (1, 4, 4))
     assert written == [] and os.listdir(tmp_path) == ['out']
+
+
+def test_a_folder_that_takes_no_new_file_is_named(tmp_path, monkeypatch):
+    """Where no temporary file could be made beside the output (a full disk, a folder of
+    /proc), the error named that temporary file, 'out.h5.w9j1o99l.partial'."""
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, 'No space left on device',
+                      str(tmp_path / 'out.h5.w9j1o99l.partial'))
+    monkeypatch.setattr(atomic.tempfile, 'mkstemp', full)
+    with pytest.raises(OSError, match=r'^\[Errno 28\] cannot write .*out\.h5: no file can be '
+                                      r'made in its folder \(No space left on device\)$'):
+        datasets.write_dataset(str(tmp_path / 'out.h5'), {'train': (0, iter([]))}, ['a'], 'x',
+                               (1, 4, 4))
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.skipif(datasets.fashion_mnist_default_dir() is None,
