@@ -297,10 +297,11 @@ def test_gpu_matches_cpu(strategy, rng):
     assert rel_err(b, a) < 1e-5
 
 
-@pytest.mark.parametrize('T', [1, 2, 3, 5])
+@pytest.mark.parametrize('T', [(1, 1), (2, 2), (3, 3), (5, 5), (2, 5), (3, None), (None, 2)])
 @pytest.mark.parametrize('case', [c for c in CASES if c[7] == c[8] == 1])
 def test_tiled_plan_matches_reference(case, T, rng, monkeypatch):
-    """Overlap-save tiles of every size, including ones that do not divide the output."""
+    """Overlap-save tiles of every size, including ones that do not divide the output, others
+    along each axis, and one axis left whole (None)."""
     from minifft.nn import plan_choice
     monkeypatch.setattr(plan_choice, 'choose_tile', lambda *args, **kwargs: T)
     layer, x = make(fft_with('tiled'), case, np.float64, rng=rng)
@@ -321,6 +322,8 @@ def test_auto_strategy_choices():
     # tiles' spectra are (N/T)^2 larger: on a memory-bound CPU the model keeps L1 whole
     assert kind(16, 3, 96, 128, 11) == 'dft'
     assert kind(16, 128, 128, 32, 9) == 'dft'
+    # L5: tiles along H shrink the kernels' spectrum (107 MB whole) and widen the products
+    assert kind(16, 384, 384, 13, 3) == 'tiled' and kind(64, 384, 384, 13, 3) == 'dft'
     assert kind(2, 3, 8, 200, 11, d=4) == 'fft'    # too large for DFT matrices, stride: no tiles
     with pytest.raises(ValueError, match='strategy must be one of'):
         nn.SpatialConvolutionFFT(3, 4, 3, strategy='winograd')
@@ -375,7 +378,8 @@ def test_four_step_line_dft_equals_dense(N, inverse, rng):
     from minifft.nn import dft
     for positions in (np.arange(N - 7), N - 3 - 2 * np.arange(N // 2 - 1), (5 + np.arange(30)) % N,
                       np.array([4])):
-        line = dft.LineDFT(np, np.complex128, positions, N, inverse)
+        line = dft.LineDFT(np, np.complex128, (len(positions), [(np.arange(len(positions)),
+                                                                positions)]), N, inverse)
         assert line.dense is None
         dense = (dft.inverse_matrix if inverse else dft.forward_matrix)(positions, N)
         a = rng.standard_normal((dense.shape[1], 5)) + 1j * rng.standard_normal((dense.shape[1], 5))

@@ -21,12 +21,17 @@ class LineDFT:
     N2, so about ``N1 + N2`` per sample; both are still plain GEMMs and the spectrum comes out
     in natural order (convnet L1, N = 128 = 16 * 8: 83-96 ms -> 50-66 ms a transform)."""
 
-    def __init__(self, xp, dtype, positions, N, inverse):
-        positions = np.asarray(positions)
-        self.xp, self.N, self.inverse, self.L = xp, N, inverse, len(positions)
-        N2 = max(d for d in range(1, int(N ** 0.5) + 1) if N % d == 0)
-        if N < _FOUR_STEP_MIN or N2 < 4:
-            dense = inverse_matrix(positions, N) if inverse else forward_matrix(positions, N)
+    def __init__(self, xp, dtype, maps, N, inverse):
+        """``maps``: ``(count, blocks)``, the samples (forward) or results (inverse) of each
+        tile, as ``tile_positions`` gives them; lines of several tiles are one dense
+        product."""
+        size, blocks = maps
+        positions = np.asarray(blocks[0][1])
+        self.xp, self.N, self.inverse, self.L = xp, N, inverse, size
+        N2 = _four_step_split(N)
+        if N2 is None or len(blocks) > 1:
+            dense = (tile_matrix(maps, inverse_matrix, N, 0) if inverse else
+                     tile_matrix(maps, forward_matrix, N, 1))
             self.dense = xp.asarray(dense, dtype)
             return
         self.dense, self.N1, self.N2 = None, N // N2, N2
@@ -59,6 +64,19 @@ class LineDFT:
             else:
                 part[...] = 0
         return self.xp.matmul(self.across, parts.reshape(N2, -1)).reshape(self.N, C)
+
+
+def _four_step_split(N):
+    """N2 of the two-stage split ``N = N1 * N2`` that ``LineDFT`` takes, or None for one GEMM."""
+    N2 = max(d for d in range(1, int(N ** 0.5) + 1) if N % d == 0)
+    return N2 if N >= _FOUR_STEP_MIN and N2 >= 4 else None
+
+
+def line_cost(N):
+    """Multiply-adds per sample of ``LineDFT`` on lines of N (its output's length): N for one
+    GEMM, N1 + N2 for two stages."""
+    N2 = _four_step_split(N)
+    return N if N2 is None else N // N2 + N2
 
 
 def span(positions):
@@ -108,6 +126,52 @@ def positions(a):
     read = {'output': a.k - 1 + a.d * idx(a.o), 'gradInput': a.Lp - 1 - idx(a.L),
             'gradWeight': (a.o1 - 1 - a.p + idx(a.k)) % a.N}
     return place, read
+
+
+def tile_positions(a):
+    """Where each map's samples sit in the transform window along axis ``a``, for the maps
+    (``'input'``, ``'gradOutput'``) and the results read back (``'output'``, ``'gradInput'``):
+    per kind ``(count, blocks)``: the samples or results along the axis, and for each tile an
+    ``(indices, positions)`` pair, the ones at ``indices`` sitting at ``positions`` of that
+    tile's window. An axis without tiles has one
+    tile, ``positions(a)``. With overlap-save tiles of T outputs (``a.tile``), tile t's window
+    holds the padded input's pixels ``[t*T, t*T + N)`` and its outputs ``[t*T, t*T + T)``: the
+    positions of the window's own convolution (``a.inner()``), cut to the pixels and outputs
+    that exist. Input pixels in two windows are read back from both (their input gradient is
+    the sum, the overlap-add)."""
+    if a.tile is None:
+        place, read = positions(a)
+        return {kind: (len(p), [(np.arange(len(p)), p)]) for kind, p in
+                (('input', place['input']), ('gradOutput', place['gradOutput']),
+                 ('output', read['output']), ('gradInput', read['gradInput']))}
+    place, read = positions(a.inner())
+    pixels, outputs = (-a.p, a.L), (0, a.o)   # (offset from the window's start, count)
+    kinds = (('input', place['input'], pixels), ('gradOutput', place['gradOutput'], outputs),
+             ('output', read['output'], outputs), ('gradInput', read['gradInput'], pixels))
+    result = {}
+    for kind, inner, (offset, count) in kinds:
+        blocks = []
+        for t in range(a.tiles):
+            index = t * a.tile + offset + np.arange(len(inner))
+            kept = (index >= 0) & (index < count)
+            blocks.append((index[kept], np.asarray(inner)[kept]))
+        result[kind] = (count, blocks)
+    return result
+
+
+def tile_matrix(maps, build, N, axis):
+    """``build(positions, N)`` of each tile of ``maps`` (``(count, blocks)``, see
+    ``tile_positions``), the tiles' matrices side by side and their samples at their indices
+    along ``axis`` of the result (``count`` long there); samples in two tiles sum their rows
+    (the overlap-add). For one tile holding all samples in order, ``build`` itself."""
+    size, blocks = maps
+    parts = [build(p, N) for _, p in blocks]
+    parts = parts if axis == 0 else [m.T for m in parts]
+    width = parts[0].shape[1]
+    full = np.zeros((size, len(parts) * width), parts[0].dtype)
+    for t, ((index, _), m) in enumerate(zip(blocks, parts)):
+        full[index, t * width:(t + 1) * width] += m   # indices are distinct within a tile
+    return full if axis == 0 else full.T
 
 
 def forward_matrix(positions, N):

@@ -26,7 +26,10 @@ Three plans:
   for its replacement, so a step allocates nothing large.
 * ``FFTPlan``: the DFT plan with the maps transformed by scipy.fft (cupyx.scipy.fft on a GPU)
   at the next fast length, batch first, then transposed: O(N log N) per line, for large maps.
-* ``TiledPlan``: overlap-save tiles, each a sample of an inner DFT plan.
+* The DFT plan on overlap-save tiles (``Axis.tile``): each axis cut into windows of ``N =
+  T + k - 1`` pixels that overlap by ``k - 1``, for T outputs each. The tiles of a map are
+  more maps to the products (the GEMMs' batch side grows, the frequencies shrink), and the
+  tiling is folded into the transforms' matrices, like the padding: no tile is ever copied.
 
 The DFT plan's transforms follow one pattern per chunk of maps: the pixels' rows put row
 index first (whole rows move), along W, along H, and each frequency's maps copied to their
@@ -42,19 +45,29 @@ from . import dft
 
 class Axis:
     """One spatial axis of a convolution: input length L, kernel k, stride d, padding p and the
-    transform size N, with the positions of every map along it."""
+    transform size N, with the positions of every map along it. With ``tile`` (stride 1), the
+    axis is cut into overlap-save tiles of ``tile`` outputs, each a window of ``N = tile + k -
+    1`` padded input pixels."""
 
-    def __init__(self, L, k, d, p, N):
-        self.L, self.k, self.d, self.p, self.N = L, k, d, p, N
+    def __init__(self, L, k, d, p, N, tile=None):
+        self.L, self.k, self.d, self.p, self.N, self.tile = L, k, d, p, N, tile
         self.Lp = L + 2 * p                       # padded input
         self.o1 = self.Lp - k + 1                 # stride-1 output
         self.o = (self.Lp - k) // d + 1           # output
         self.Q = N // 2 + 1                       # frequencies kept by a real transform
+        self.tiles = 1 if tile is None else -(-self.o1 // tile)
+        if tile is not None and (d != 1 or N != tile + k - 1):
+            raise ValueError(f'tiles of {tile} outputs need stride 1 and N = {tile + k - 1}, '
+                             f'got stride {d}, N {N}')
+
+    def inner(self):
+        """The convolution within one window: a tile's, or the whole axis without tiles."""
+        return self if self.tile is None else Axis(self.N, self.k, 1, 0, self.N)
 
     def key(self, other, kind, dtype):
         """What a spectrum made by a plan of ``kind`` over this axis and ``other`` depends on
         (the cache's validity key)."""
-        return (kind, np.dtype(dtype).str) + tuple((a.N, a.L, a.k, a.d, a.p)
+        return (kind, np.dtype(dtype).str) + tuple((a.N, a.L, a.k, a.d, a.p, a.tile)
                                                    for a in (self, other))
 
 
@@ -64,12 +77,15 @@ class DFTPlan:
     def __init__(self, xp, dtype, ah, aw):
         self.xp, self.ah, self.aw = xp, ah, aw
         self.NH, self.NW = ah.N, aw.N
+        if ah.tile is not None or aw.tile is not None:
+            self.kind = 'tiled'
         self.meta = ah.key(aw, self.kind, dtype)
         real = np.dtype(dtype)
         self.cplx = np.result_type(real, np.complex64)
         self.real = real
-        place_h, read_h = dft.positions(ah)
-        place_w, read_w = dft.positions(aw)
+        # kernels and the weight gradient's taps are those of one window (a tile's)
+        place_h, read_h = dft.positions(ah.inner())
+        place_w, read_w = dft.positions(aw.inner())
         kernel_h = dft.forward_matrix(place_h['kernel'], ah.N)
         kernel_w = dft.forward_matrix(place_w['kernel'], aw.N)[:aw.Q]
         self.kernel_h = xp.asarray(kernel_h, self.cplx)
@@ -88,20 +104,26 @@ class DFTPlan:
         if F * ah.k * aw.k <= 3 * (aw.Q * ah.k * aw.k + F * ah.k):
             k2d = np.einsum('ua,vb->uvab', kernel_h, kernel_w).reshape(F, -1)
             self.kernel_2d = xp.asarray(k2d, self.cplx)
-        self._map_transforms(place_h, read_h, place_w, read_w)
+        self._map_transforms()
         self._work = None
 
-    def _map_transforms(self, place_h, read_h, place_w, read_w):
+    def _map_transforms(self):
         """The matrices that move maps in and out: along W real GEMMs whose output is
-        interleaved complex, along H complex ones (``dft.LineDFT``)."""
+        interleaved complex, along H complex ones (``dft.LineDFT``). With tiles, each maps a
+        line to all its tiles' spectra at once (and back, summing overlaps), so that tiling
+        costs no copies: the tiles' frequencies are columns (rows along H) of the same
+        GEMMs."""
         xp, ah, aw = self.xp, self.ah, self.aw
-        self.fwd_h = {k: dft.LineDFT(xp, self.cplx, place_h[k], ah.N, inverse=False)
+        maps_h, maps_w = dft.tile_positions(ah), dft.tile_positions(aw)
+        self.fwd_h = {k: dft.LineDFT(xp, self.cplx, maps_h[k], ah.N, inverse=False)
                       for k in ('input', 'gradOutput')}
-        self.inv_h = {k: dft.LineDFT(xp, self.cplx, read_h[k], ah.N, inverse=True)
+        self.inv_h = {k: dft.LineDFT(xp, self.cplx, maps_h[k], ah.N, inverse=True)
                       for k in ('output', 'gradInput')}
-        self.fwd_w = {k: xp.asarray(dft.real_forward_matrix(place_w[k], aw.N), self.real)
+        self.fwd_w = {k: xp.asarray(dft.tile_matrix(maps_w[k], dft.real_forward_matrix,
+                                                    aw.N, 0), self.real)
                       for k in ('input', 'gradOutput')}
-        self.inv_w = {k: xp.asarray(dft.real_inverse_matrix(read_w[k], aw.N), self.real)
+        self.inv_w = {k: xp.asarray(dft.tile_matrix(maps_w[k], dft.real_inverse_matrix,
+                                                    aw.N, 1), self.real)
                       for k in ('output', 'gradInput')}
 
     def _scratch(self, shape):
@@ -139,52 +161,58 @@ class DFTPlan:
         return parallel.split(B, -(-B // step // cores) * cores, whole)
 
     def _forward(self, a, kind, spare):
-        """Spectrum ``(F, B1, B2)`` of real maps ``a`` ``(B1, B2, Lh, Lw)``, chunk of maps by
-        chunk: the chunk's rows of pixels put row-index first (whole rows move, a cheap
-        copy), along W (one real GEMM whose output is interleaved complex and already has
-        the maps between the rows and the frequencies), along H, and each frequency's maps
-        copied to their place in the spectrum. (Transposing the complex half-transformed
-        maps instead, element by element, made convnet L1's gradOutput spectrum 1.6x
-        slower.) Written into ``spare`` (a stale spectrum) where it fits."""
-        xp, NH, Q = self.xp, self.NH, self.aw.Q
+        """Spectrum ``(F, T*B1, B2)`` of real maps ``a`` ``(B1, B2, Lh, Lw)`` (T: the tiles
+        of each map, 1 without tiles), chunk of maps by chunk: the chunk's rows of pixels put
+        row-index first (whole rows move, a cheap copy), along W (one real GEMM whose output is
+        interleaved complex and already has the maps between the rows and the frequencies),
+        along H, and each frequency's maps copied to their place in the spectrum. (Transposing
+        the complex half-transformed maps instead, element by element, made convnet L1's
+        gradOutput spectrum 1.6x slower.) Written into ``spare`` (a stale spectrum) where it
+        fits."""
+        xp, NH, Q, th, tw = self.xp, self.NH, self.aw.Q, self.ah.tiles, self.aw.tiles
         B1, B2, Lh, Lw = a.shape
         maps = a.reshape(B1 * B2, Lh, Lw)
-        spec = self._into(spare, (NH * Q, B1 * B2))
-        grid = spec.reshape(NH, Q, -1)
+        spec = self._into(spare, (NH * Q, th * tw * B1 * B2))
+        grid = spec.reshape(NH, Q, th, tw, -1)
 
         def chunk(c):
             rows = xp.ascontiguousarray(maps[c].transpose(1, 0, 2))         # (Lh, m, Lw)
-            t = (rows.reshape(-1, Lw) @ self.fwd_w[kind]).view(self.cplx)   # (Lh, m, Q)
-            z = self.fwd_h[kind](t.reshape(Lh, -1))                          # (NH, m Q)
-            grid[:, :, c] = z.reshape(NH, -1, Q).transpose(0, 2, 1)
-        self._each(chunk, self._map_chunks(B1 * B2, Lh))
-        return spec.reshape(len(spec), B1, B2)
+            t = (rows.reshape(-1, Lw) @ self.fwd_w[kind]).view(self.cplx)   # (Lh, m, tw Q)
+            z = self.fwd_h[kind](t.reshape(Lh, -1))                          # (th NH, m tw Q)
+            grid[..., c] = z.reshape(th, NH, -1, tw, Q).transpose(1, 4, 0, 3, 2)
+        self._each(chunk, self._map_chunks(B1 * B2, Lh * tw))
+        return spec.reshape(len(spec), th * tw * B1, B2)
 
     def _inverse(self, z, kind, bias=None, transposed=False):
-        """Real maps read back from a spectrum ``(F, B1, B2)``, chunk of maps by chunk, as
-        ``(B1, B2, Rh, Rw)``, or with ``transposed`` as ``(B2, B1, Rh, Rw)`` (each chunk, whole
-        rows of B2 maps, written to its place while in cache, rather than in one more pass),
-        plus ``bias`` per plane (B2, or B1 when transposed) if given."""
+        """Real maps ``(S, P, Rh, Rw)`` read back from a spectrum ``(F, T*S, P)``, or with
+        ``transposed`` from ``(F, P, T*S)`` (T: the tiles of each map), chunk of maps by
+        chunk, plus ``bias`` per plane P if given. Transposed, a chunk is whole planes, their
+        maps written to their place while in cache, rather than in one more pass."""
         F, B1, B2 = z.shape
+        tiles = self.ah.tiles * self.aw.tiles
+        S, P = (B2 // tiles, B1) if transposed else (B1 // tiles, B2)
         Rh, Rw = self._read_shape(kind)
-        z = z.reshape(F, B1 * B2)
-        out = self.xp.empty(((B2, B1) if transposed else (B1, B2)) + (Rh, Rw), self.real)
-        flat = out.reshape(B1 * B2, Rh, Rw)
-        per_map = None if bias is None or transposed else self.xp.tile(bias, B1).reshape(-1, 1, 1)
+        out = self.xp.empty((S, P, Rh, Rw), self.real)
+        flat = out.reshape(S * P, Rh, Rw)
+        if transposed:
+            chunks = [slice(c.start // S, c.stop // S)
+                      for c in self._map_chunks(S * P, Rh * self.aw.tiles, S)]
+        else:
+            chunks = self._map_chunks(S * P, Rh * self.aw.tiles)
+        per_map = None if bias is None or transposed else self.xp.tile(bias, S).reshape(-1, 1, 1)
 
         def chunk(c):
-            r = self._inverse_maps(z, c, kind)                               # (Rh, m, Rw)
+            r = self._inverse_maps(z, c, kind, transposed)                   # (Rh, m, Rw)
             if transposed:
-                rows = slice(c.start // B2, c.stop // B2)
-                dst = out[:, rows]
-                dst[...] = r.reshape(Rh, -1, B2, Rw).transpose(2, 1, 0, 3)
+                dst = out[:, c]
+                dst[...] = r.reshape(Rh, -1, S, Rw).transpose(2, 1, 0, 3)
                 if bias is not None:
-                    dst += bias[rows].reshape(1, -1, 1, 1)
+                    dst += bias[c].reshape(1, -1, 1, 1)
             else:
                 flat[c] = r.transpose(1, 0, 2)
                 if per_map is not None:
                     flat[c] += per_map[c]
-        self._each(chunk, self._map_chunks(B1 * B2, Rh, B2 if transposed else 1))
+        self._each(chunk, chunks)
         return out
 
     def _each(self, fn, items):
@@ -202,15 +230,20 @@ class DFTPlan:
     def _read_shape(self, kind):
         return self.inv_h[kind].L, self.inv_w[kind].shape[1]
 
-    def _inverse_maps(self, z, c, kind):
-        """The maps ``c`` of a spectrum ``(F, B)`` read back, row index first, ``(Rh, m,
-        Rw)``: each frequency's maps gathered, along H, along W (a real GEMM from interleaved
-        complex), the reverse of ``_forward``."""
-        xp, NH, Q = self.xp, self.NH, self.aw.Q
+    def _inverse_maps(self, z, c, kind, transposed):
+        """Maps of a spectrum ``z`` (see ``_inverse``) read back, row index first, ``(Rh, m,
+        Rw)``: the maps ``c`` (planes ``c``, each with all its S maps, when ``transposed``),
+        each frequency's maps gathered with all their tiles, along H, along W (a real GEMM
+        from interleaved complex), the reverse of ``_forward``."""
+        xp, NH, Q, th, tw = self.xp, self.NH, self.aw.Q, self.ah.tiles, self.aw.tiles
         Rh, Rw = self._read_shape(kind)
-        part = xp.ascontiguousarray(z.reshape(NH, Q, -1)[:, :, c].transpose(0, 2, 1))
-        u = self.inv_h[kind](part.reshape(NH, -1)).view(self.real)           # (Rh, m, 2Q)
-        return (u.reshape(-1, 2 * Q) @ self.inv_w[kind]).reshape(Rh, -1, Rw)
+        if transposed:   # (NH, Q, P, th, tw, S) -> (th, NH, planes c, S, tw, Q)
+            part = z.reshape(NH, Q, z.shape[1], th, tw, -1)[:, :, c].transpose(3, 0, 2, 5, 4, 1)
+        else:            # (NH, Q, th, tw, S*P) -> (th, NH, maps c, tw, Q)
+            part = z.reshape(NH, Q, th, tw, -1)[..., c].transpose(2, 0, 4, 3, 1)
+        part = xp.ascontiguousarray(part)
+        u = self.inv_h[kind](part.reshape(th * NH, -1)).view(self.real)     # (Rh, m tw 2Q)
+        return (u.reshape(-1, tw * 2 * Q) @ self.inv_w[kind]).reshape(Rh, -1, Rw)
 
     def _grid(self, a):
         """A frequency-major ``(F, a, b)`` array as ``(NH, Q, a, b)``."""
@@ -364,8 +397,10 @@ class FFTPlan(DFTPlan):
     to transform than the products themselves."""
     kind = 'fft'
 
-    def _map_transforms(self, place_h, read_h, place_w, read_w):
+    def _map_transforms(self):
         self.fft = backend.fft_for(self.xp)
+        place_h, read_h = dft.positions(self.ah)
+        place_w, read_w = dft.positions(self.aw)
         self.place = {k: (dft.span(place_h[k]), dft.span(place_w[k]))
                       for k in ('input', 'gradOutput')}
         self.read = {k: (dft.span(read_h[k]), dft.span(read_w[k]))
@@ -400,95 +435,11 @@ class FFTPlan(DFTPlan):
         rows, cols = self.read[kind]
         return len(range(self.NH)[rows]), len(range(self.NW)[cols])
 
-    def _inverse_maps(self, z, c, kind):
+    def _inverse_maps(self, z, c, kind, transposed):
         rows, cols = self.read[kind]
-        part = dft.transpose(z[:, c]).reshape(-1, self.NH, self.aw.Q)
+        if transposed:  # planes c, each with its S maps (no tiles here)
+            c = slice(c.start * z.shape[2], c.stop * z.shape[2])
+        part = dft.transpose(z.reshape(len(z), -1)[:, c]).reshape(-1, self.NH, self.aw.Q)
         maps = self.fft.irfftn(part, s=(self.NH, self.NW), axes=(1, 2),
                                workers=self._workers())[:, rows, cols]
         return maps.transpose(1, 0, 2)
-
-
-class TiledPlan:
-    """Overlap-save tiling around a DFTPlan, for large maps (stride 1): the padded input is cut
-    into tiles of ``T + k - 1`` pixels that overlap by ``k - 1``, each tile a sample of the
-    inner plan, so transforms are short (their cost per pixel grows with the transform size)
-    at the price of more frequencies per output pixel in the products. The weight gradient
-    sums over tiles by itself; the input gradient adds the tiles' overlaps back together."""
-    kind = 'tiled'
-
-    def __init__(self, xp, dtype, ah, aw, T):
-        self.xp, self.ah, self.aw, self.T = xp, ah, aw, T
-        self.n_h, self.n_w = -(-ah.o1 // T), -(-aw.o1 // T)      # tiles per axis
-        self.t_h, self.t_w = T + ah.k - 1, T + aw.k - 1          # tile size, with its margin
-        self.inner = DFTPlan(xp, dtype, Axis(self.t_h, ah.k, 1, 0, self.t_h),
-                             Axis(self.t_w, aw.k, 1, 0, self.t_w))
-        self.NH, self.NW = self.inner.NH, self.inner.NW
-        self.meta = ('tiled', T) + self.inner.meta
-
-    def _tiles(self, x):
-        """``(S*n_h*n_w, f, t_h, t_w)`` overlapping tiles of the zero-padded input."""
-        xp, ah, aw = self.xp, self.ah, self.aw
-        S, f, H, W = x.shape
-        rows, cols = self.n_h * self.T + ah.k - 1, self.n_w * self.T + aw.k - 1
-        padded = xp.zeros((S, f, rows, cols), x.dtype)
-        padded[:, :, ah.p:ah.p + H, aw.p:aw.p + W] = x
-        tiles = xp.empty((S, self.n_h, self.n_w, f, self.t_h, self.t_w), x.dtype)
-        for i in range(self.n_h):
-            for j in range(self.n_w):
-                tiles[:, i, j] = padded[:, :, i * self.T:i * self.T + self.t_h,
-                                        j * self.T:j * self.T + self.t_w]
-        return tiles.reshape(-1, f, self.t_h, self.t_w)
-
-    def _untile(self, y, rows, cols):
-        """Tile outputs ``(S*n_h*n_w, c, T, T)`` side by side, cropped to ``rows x cols``."""
-        c = y.shape[1]
-        y = y.reshape(-1, self.n_h, self.n_w, c, self.T, self.T).transpose(0, 3, 1, 4, 2, 5)
-        y = y.reshape(y.shape[0], c, self.n_h * self.T, self.n_w * self.T)
-        return self.xp.ascontiguousarray(y[:, :, :rows, :cols])
-
-    def scratch_nbytes(self):
-        return self.inner.scratch_nbytes()
-
-    def input_spectrum(self, x, spare=None):
-        return self.inner.input_spectrum(self._tiles(x), spare)
-
-    def kernel_spectrum(self, w, spare=None):
-        return self.inner.kernel_spectrum(w, spare)
-
-    def grad_output_spectrum(self, g, spare=None):
-        xp = self.xp
-        S, c = g.shape[:2]
-        full = xp.zeros((S, c, self.n_h * self.T, self.n_w * self.T), g.dtype)
-        full[:, :, :g.shape[2], :g.shape[3]] = g
-        tiles = full.reshape(S, c, self.n_h, self.T, self.n_w, self.T).transpose(0, 2, 4, 1, 3, 5)
-        return self.inner.grad_output_spectrum(
-            xp.ascontiguousarray(tiles).reshape(-1, c, self.T, self.T), spare)
-
-    def output(self, X, K, bias=None):
-        return self._untile(self.inner.output(X, K, bias), self.ah.o, self.aw.o)
-
-    def grad_input(self, D, K):
-        ah, aw = self.ah, self.aw
-        tiles = self.inner.grad_input(D, K)
-        f = tiles.shape[1]
-        tiles = tiles.reshape(-1, self.n_h, self.n_w, f, self.t_h, self.t_w)
-        S = tiles.shape[0]
-        padded = self.xp.zeros((S, f, self.n_h * self.T + ah.k - 1,
-                                self.n_w * self.T + aw.k - 1), tiles.dtype)
-        for i in range(self.n_h):  # overlap-add: neighbouring tiles share k - 1 pixels
-            for j in range(self.n_w):
-                padded[:, :, i * self.T:i * self.T + self.t_h,
-                       j * self.T:j * self.T + self.t_w] += tiles[:, i, j]
-        return self.xp.ascontiguousarray(padded[:, :, ah.p:ah.p + ah.L, aw.p:aw.p + aw.L])
-
-    def grad_weight(self, D, X):
-        return self.inner.grad_weight(D, X)
-
-    def output_products(self, X, K):
-        return self.inner.output_products(X, K)
-
-    def grad_input_products(self, D, K):
-        return self.inner.grad_input_products(D, K)
-
-    def grad_weight_products(self, D, X):
-        return self.inner.grad_weight_products(D, X)

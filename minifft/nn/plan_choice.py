@@ -6,12 +6,12 @@ The plans themselves are in fft_plans.py.
 import numpy as np
 
 from .. import backend
-from . import autotune
-from .fft_plans import Axis, DFTPlan, FFTPlan, TiledPlan
+from . import autotune, dft
+from .fft_plans import Axis, DFTPlan, FFTPlan
 
 STRATEGIES = ('auto', 'dft', 'tiled', 'fft')
 DFT_MAX = 160                       # 'auto' on the CPU: longest axis the DFT plan takes
-TILE_SIZES = (8, 12, 16, 24, 32, 48, 64)   # transform sizes a tile may have
+TILE_MAX = 64                       # the longest window a tile may have
 # Cost model weights, relative to one flop of the complex product GEMMs, fitted on the
 # development machine (2 cores): real transform GEMMs run ~3x faster per flop, and every byte
 # of spectrum moved costs ~14 product flops (measured ~5 GB/s against ~70 GFLOP/s). Without the
@@ -19,33 +19,49 @@ TILE_SIZES = (8, 12, 16, 24, 32, 48, 64)   # transform sizes a tile may have
 # (N/T)^2 larger than the untiled ones.
 _TRANSFORM_WEIGHT = 1 / 3
 _BYTE_WEIGHT = 14
+# tiles must be modelled this much cheaper than one window: the model's picks within a few
+# percent of it measured as ties or small losses (convnet L1 at batch 16, modelled 0.98x the
+# cost, ran 0.96x as fast), the ones below as wins (L5 at batch 16, 0.96: 1.18-1.21x)
+_TILE_MARGIN = 0.97
 
 
-def _dft_cost(S, f, g, n_tiles, N, Q):
-    """Modelled cost of a training step with DFT transforms of size N on n_tiles per map: the
-    transforms of the S(f+g) maps, the three products, and about four passes over the maps'
-    spectra."""
-    transforms = 6 * N * N * N * (S * (f + g)) * n_tiles
-    products = 3 * 8 * N * Q * S * f * g * n_tiles
-    spectra_bytes = 4 * 8 * N * Q * S * (f + g) * n_tiles
+def _dft_cost(S, f, g, tiles, NH, NW):
+    """Modelled cost of a training step with DFT transforms of NH x NW on ``tiles`` windows per
+    map: the transforms of the S(f+g) maps, the three products, about four passes over the
+    maps' spectra, and the kernels' spectrum, written once and read by two products."""
+    F = NH * (NW // 2 + 1)
+    # along W a real GEMM, along H complex ones over the half spectrum, N1 + N2 a sample
+    # for lines long enough to take two stages (dft.LineDFT)
+    transforms = (2 * NH * NW * NW + 4 * NW * NH * dft.line_cost(NH)) * (S * (f + g)) * tiles
+    products = 3 * 8 * F * S * f * g * tiles
+    spectra_bytes = 4 * 8 * F * S * (f + g) * tiles + 3 * 8 * F * f * g
     return _TRANSFORM_WEIGHT * transforms + products + _BYTE_WEIGHT * spectra_bytes
 
 
+def _tile_choices(a):
+    """(outputs per tile, window) along axis ``a``: None and the whole padded input (no
+    tiles), then every tile size whose window fits ``TILE_MAX`` and that cuts the axis."""
+    yield None, a.Lp
+    for T in range(1, min(a.o1, TILE_MAX - a.k + 2)):
+        yield T, T + a.k - 1
+
+
 def choose_tile(S, f, g, ah, aw, force=False):
-    """The tile output size T with the lowest modelled cost, or None when not tiling is
-    cheapest (unless ``force``) or tiling does not apply (stride > 1, or no tile size fits)."""
+    """The tile output sizes ``(Th, Tw)`` (None: that axis whole) with the lowest modelled
+    cost, or None when not tiling is cheapest (unless ``force``) or tiling does not apply
+    (stride > 1, or no tile size fits)."""
     if ah.d != 1 or aw.d != 1:
         return None
-    n = max(ah.Lp, aw.Lp)
-    best, best_cost = None, float('inf') if force else _dft_cost(S, f, g, 1, n, n // 2 + 1)
-    for N in TILE_SIZES:
-        T = N - max(ah.k, aw.k) + 1
-        if T < max(ah.k, aw.k) or T >= max(ah.o1, aw.o1):
-            continue
-        tiles = -(-ah.o1 // T) * -(-aw.o1 // T)
-        cost = _dft_cost(S, f, g, tiles, N, N // 2 + 1)
-        if cost < best_cost:
-            best, best_cost = T, cost
+    best, best_cost = None, (float('inf') if force else
+                             _TILE_MARGIN * _dft_cost(S, f, g, 1, ah.Lp, aw.Lp))
+    for Th, NH in _tile_choices(ah):
+        for Tw, NW in _tile_choices(aw):
+            if Th is None and Tw is None:
+                continue
+            tiles = (-(-ah.o1 // Th) if Th else 1) * (-(-aw.o1 // Tw) if Tw else 1)
+            cost = _dft_cost(S, f, g, tiles, NH, NW)
+            if cost < best_cost:
+                best, best_cost = (Th, Tw), cost
     return best
 
 
@@ -65,7 +81,7 @@ def make_plan(strategy, xp, dtype, S, f, g, H, W, kH, kW, dH, dW, pH, pW):
         T = choose_tile(S, f, g, ah, aw, force=strategy == 'tiled') if (
             xp is np or strategy == 'tiled') else None
         if T is not None:
-            return TiledPlan(xp, dtype, ah, aw, T)
+            return DFTPlan(xp, dtype, _tiled(ah, T[0]), _tiled(aw, T[1]))
         if strategy == 'auto':
             strategy = 'dft' if (xp is np and max(ah.Lp, aw.Lp) <= DFT_MAX) else 'fft'
         else:
@@ -74,3 +90,8 @@ def make_plan(strategy, xp, dtype, S, f, g, H, W, kH, kW, dH, dW, pH, pW):
         return DFTPlan(xp, dtype, ah, aw)
     fast = backend.fft_for(xp).next_fast_len
     return FFTPlan(xp, dtype, Axis(H, kH, dH, pH, fast(ah.Lp)), Axis(W, kW, dW, pW, fast(aw.Lp)))
+
+
+def _tiled(a, T):
+    """Axis ``a`` cut into tiles of T outputs (None: left whole)."""
+    return a if T is None else Axis(a.L, a.k, a.d, a.p, T + a.k - 1, tile=T)
