@@ -25,7 +25,10 @@ plan rounds the transform size N up from the padded input size n (the DFT plan u
 The plans' workspace (the DFT plan's, which the FFT plan inherits: the largest product's
 result, ``8 n (n/2+1) S max(f, f')``, or the weight gradient's kH rows of taps if larger, kept
 across steps so that a step allocates nothing large) brings the total, ``fft_nbytes()``, within
-twice the paper's figure.
+twice the paper's figure. A tiled plan (``Axis.tile``) holds each map's spectrum once per
+tile, ``8 * NH * (NW//2 + 1) * (T*S*f + f*f' + T*S*f')`` with T tiles of NH x NW per map:
+larger map spectra and a smaller kernel spectrum than one window's (convnet L5 at batch 16,
+two tiles of 8 x 13 a map: 5.5 MB for each of X and D and 66 for K, against 4.5 and 107).
 """
 from .. import backend
 from .conv import _SpatialConvolutionBase
