@@ -133,12 +133,11 @@ def tile_positions(a):
     (``'input'``, ``'gradOutput'``) and the results read back (``'output'``, ``'gradInput'``):
     per kind ``(count, blocks)``: the samples or results along the axis, and for each tile an
     ``(indices, positions)`` pair, the ones at ``indices`` sitting at ``positions`` of that
-    tile's window. An axis without tiles has one
-    tile, ``positions(a)``. With overlap-save tiles of T outputs (``a.tile``), tile t's window
-    holds the padded input's pixels ``[t*T, t*T + N)`` and its outputs ``[t*T, t*T + T)``: the
-    positions of the window's own convolution (``a.inner()``), cut to the pixels and outputs
-    that exist. Input pixels in two windows are read back from both (their input gradient is
-    the sum, the overlap-add)."""
+    tile's window. An axis without tiles has one tile, ``positions(a)``. With overlap-save
+    tiles of T outputs (``a.tile``), tile t's window holds the padded input's pixels ``[t*T,
+    t*T + N)`` and its outputs ``[t*T, t*T + T)``: the positions of the window's own
+    convolution (``a.inner()``), cut to the pixels and outputs that exist. Input pixels in two
+    windows are read back from both (their input gradient is the sum, the overlap-add)."""
     if a.tile is None:
         place, read = positions(a)
         return {kind: (len(p), [(np.arange(len(p)), p)]) for kind, p in
