@@ -122,6 +122,7 @@ def saved_args(args):
         settings['data'] = os.path.abspath(settings['data'])
     return settings
 
+
 def write_log(out, history):
     buf = io.StringIO()
     writer = csv.DictWriter(buf, LOG_COLUMNS, lineterminator='\n')
@@ -191,11 +192,11 @@ def _made(folder, exist_ok):
     """Makes ``folder``: False where it exists already and may not (``exist_ok`` False)."""
     try:
         os.makedirs(folder, exist_ok=exist_ok)
-    except OSError as e:
-        if isinstance(e, FileExistsError) and not exist_ok:
+    except FileExistsError as e:  # a folder where it may not be, or a file
+        if not exist_ok:
             return False
-        if isinstance(e, FileExistsError):
-            raise ValueError(f'output folder {folder}: is a file; expected a folder') from e
+        raise ValueError(f'output folder {folder}: is a file; expected a folder') from e
+    except OSError as e:
         raise ValueError(f'output folder {folder}: cannot create it ({e.strerror or e})') from e
     return True
 
