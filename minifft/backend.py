@@ -177,6 +177,29 @@ def memory_stats():
     return {'pool_used_bytes': int(pool.used_bytes()), 'pool_total_bytes': int(pool.total_bytes())}
 
 
+def available_host_memory():
+    """Bytes of host memory this process can still take before the kernel's out-of-memory
+    killer ends it: the system's available memory (``MemAvailable``), or less where a
+    control group (a container) limits the process. None where neither can be read (not
+    Linux)."""
+    found = []
+    try:
+        with open('/proc/meminfo') as f:
+            found += [int(line.split()[1]) * 1024 for line in f
+                      if line.startswith('MemAvailable:')]
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit, usage in (('/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory.current'),
+                         ('/sys/fs/cgroup/memory/memory.limit_in_bytes',
+                          '/sys/fs/cgroup/memory/memory.usage_in_bytes')):
+        try:
+            with open(limit) as a, open(usage) as b:
+                found.append(int(a.read()) - int(b.read()))
+        except (OSError, ValueError):  # absent, or 'max': no limit
+            pass
+    return min(found) if found else None
+
+
 def keep_host_memory():
     """Have glibc's malloc serve every host array from its heap and keep freed memory there,
     for a process that allocates arrays of the same sizes step after step (training, the

@@ -4,12 +4,15 @@ Loss sums and correct counts are accumulated as device arrays; the trainer reads
 only every ``sync_every`` steps (every step on the CPU, where reading costs nothing), so it adds
 no per-step wait for the GPU of its own.
 """
+import copy
 import math
 import time
+import tracemalloc
 
+import numpy as np
 from tqdm import tqdm
 
-from . import backend
+from . import backend, random
 from .distributed import Single
 
 
@@ -146,3 +149,39 @@ def evaluate(model, criterion, loader, progress=True, comm=Single()):
         meter.add(criterion.updateOutput(scores, y), scores, y)
         _raise_if_interrupted()
     return meter.read(comm)
+
+
+def step_bytes(model, criterion, sample_shape, batches=(2, 4)):
+    """The host memory a training step of ``model`` takes, measured: ``(fixed, per_sample)``
+    bytes, from the peak of NumPy's allocations (tracemalloc) in a forward and backward pass
+    on batches of zeros of the two sizes in ``batches``, run on a copy of the model with
+    autotuning off, so that the model, its plans, the autotuner and the random state are left
+    as they were. A step's memory is linear in the batch: imagenet_small measured 13.7 MB a
+    sample, predicting 0.89 and 3.5 GB for batches of 64 and 256, whose processes peaked at
+    1.0 and 3.5 GB."""
+    from .nn import autotune
+    probe, state = copy.deepcopy(model), random.get_state()
+    probe.training()
+    tuning, tracing = autotune.enable(False), tracemalloc.is_tracing()
+    peaks = []
+    try:
+        if not tracing:
+            tracemalloc.start()
+        for batch in batches:
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            x = np.zeros((batch,) + tuple(sample_shape), probe.dtype())
+            target = np.zeros(batch, np.int64)
+            out = probe.forward(x)
+            criterion.forward(out, target)
+            probe.backward(x, criterion.backward(out, target))
+            peaks.append(tracemalloc.get_traced_memory()[1] - base)
+            del x, target, out
+            probe.clearState()
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+        autotune.enable(tuning)
+        random.set_state(state)
+    per_sample = max(0.0, (peaks[1] - peaks[0]) / (batches[1] - batches[0]))
+    return max(0.0, peaks[0] - per_sample * batches[0]), per_sample

@@ -123,6 +123,24 @@ def saved_args(args):
     return settings
 
 
+def check_memory(model, criterion, sample_shape, batch):
+    """Refuses a batch whose training step would not fit the host's available memory (the
+    kernel would kill the process partway, without a word), from the step's memory measured
+    on two small batches (``trainer.step_bytes``)."""
+    available = backend.available_host_memory()
+    if available is None:
+        return
+    fixed, per_sample = trainer.step_bytes(model, criterion, sample_shape)
+    need = fixed + per_sample * batch
+    if need > available:
+        # what to suggest keeps a tenth of the memory for everything else the process holds
+        fits = max(0, int((0.9 * available - fixed) // per_sample)) if per_sample else 0
+        raise ValueError(f'a training step at batch {batch} needs about {need / 2**30:.1f} '
+                         f'GiB ({per_sample / 2**20:.1f} MiB a sample, measured on small '
+                         f'batches), and {available / 2**30:.1f} GiB of memory are available: '
+                         f'pass a --batch-size of at most {fits}')
+
+
 def write_log(out, history):
     buf = io.StringIO()
     writer = csv.DictWriter(buf, LOG_COLUMNS, lineterminator='\n')
@@ -289,6 +307,8 @@ def run(args, comm):
                                world=comm.world)
                for ds, shuffle, augment in ((train_set, True, getattr(spec, 'AUGMENT', False)),
                                             (val_set, False, False))]
+    if device == 'cpu' and comm.world == 1 and not args.eval_only:
+        check_memory(model, criterion, spec.INPUT_SHAPE, min(args.batch_size, len(train_set)))
     start_epoch, history = 0, []
     if args.resume:
         meta = checkpoint.load(args.resume, model, opt)

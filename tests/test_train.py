@@ -3,6 +3,7 @@ appear, resume is exact, bad checkpoints and inputs give clear errors."""
 import csv
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from minifft import checkpoint, datasets, model_files, nn
+from minifft import checkpoint, datasets, model_files, nn, trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, 'scripts', 'train.py')
@@ -375,16 +376,24 @@ def test_create_model_must_return_a_container(setup, tmp_path, capsys):
     assert not (tmp_path / 'run').exists()
 
 
-def test_a_model_that_does_not_fit_its_input_leaves_no_folder(setup, tmp_path, capsys):
+def test_a_model_that_does_not_fit_its_input_leaves_no_folder(setup, tmp_path, capsys,
+                                                              monkeypatch):
     """A model whose layers do not fit fails at its first step, after the run folder was
-    made: the folder, new and still empty, went on lying about a run that never was."""
+    made: the folder, new and still empty, went on lying about a run that never was. (On a
+    host whose memory can be read, the memory check's small batches find it first, before
+    any folder is made.)"""
     model = tmp_path / 'misfit.py'
     model.write_text(TINY_MODEL.replace('nn.Linear(8 * 6 * 6,', 'nn.Linear(8 * 6 * 6 + 1,'))
     args = ['--model', str(model), '--data', setup[0], '--no-progress', '--workers', '1']
+    message = 'module (8) nn.Linear.updateOutput: nn.Linear: input feature count must be 289'
     assert train.main(args + ['--out', str(tmp_path / 'run')]) == 2
     err = capsys.readouterr().err
-    assert ('module (8) nn.Linear.updateOutput: nn.Linear: input feature count must be 289'
-            in err and '(16, 288)' in err), err
+    assert message in err and '(2, 288)' in err, err
+    assert not (tmp_path / 'run').exists()
+    monkeypatch.setattr(train.backend, 'available_host_memory', lambda: None)  # no check
+    assert train.main(args + ['--out', str(tmp_path / 'run')]) == 2
+    err = capsys.readouterr().err
+    assert message in err and '(16, 288)' in err, err
     assert not (tmp_path / 'run').exists()
     # a folder that was there before the run stays, and so does anything in it
     (tmp_path / 'mine').mkdir()
@@ -413,6 +422,57 @@ def test_out_of_memory_and_a_file_for_a_folder_are_named(setup, tmp_path, capsys
     assert err.startswith('train.py: error: out of memory: Unable to allocate') and \
         err.rstrip().endswith('a smaller --batch-size needs less'), err
     assert not (tmp_path / 'run').exists()
+
+
+def test_a_batch_too_large_for_the_memory_is_refused(setup, tmp_path, capsys, monkeypatch):
+    """A batch whose step did not fit the memory ran until the kernel killed the process
+    ('Killed', exit 137, nothing said: fashion_small at --batch-size 100000 grew to 24 GB):
+    the step's memory, measured on small batches, is checked first."""
+    spec = model_files.load(setup[1])
+    fixed, per_sample = trainer.step_bytes(spec.create_model(4), nn.CrossEntropyCriterion(),
+                                           spec.INPUT_SHAPE)
+    assert fixed > 0 and per_sample > 0
+    monkeypatch.setattr(train.backend, 'available_host_memory',
+                        lambda: fixed + 100 * per_sample)
+    assert run(setup, '--batch-size', '160', '--out', str(tmp_path / 'run')) == 2
+    err = capsys.readouterr().err
+    assert re.search(r'a training step at batch 160 needs about 0\.\d GiB \(\d\.\d MiB a '
+                     r'sample, measured on small batches\), and 0\.0 GiB of memory are '
+                     r'available: pass a --batch-size of at most \d+$', err.strip()), err
+    assert not (tmp_path / 'run').exists()
+    fits = int(err.strip().split()[-1])
+    assert 0 < fits < 160
+    assert run(setup, '--batch-size', str(fits), '--epochs', '1', '--out',
+               str(tmp_path / 'fits')) == 0
+
+
+def test_step_bytes_measures_a_copy_and_is_linear_in_the_batch():
+    """``trainer.step_bytes`` leaves the model, the random state and autotuning as they were,
+    and its line predicts a larger batch's peak allocations."""
+    import tracemalloc
+    from minifft import random
+    from minifft.nn import autotune
+    model = nn.Sequential(nn.SpatialConvolutionFFT(3, 8, 5, 5), nn.SpatialBatchNormalization(8),
+                          nn.ReLU(), nn.Dropout(0.5), nn.View(-1), nn.Linear(8 * 12 * 12, 4))
+    criterion = nn.CrossEntropyCriterion()
+    bn = model.get(1)
+    before = (bn.running_mean.copy(), bn.running_var.copy(), random.get_state())
+    tuning, tuned = autotune.enable(True), autotune.tuned()
+    try:
+        fixed, per_sample = trainer.step_bytes(model, criterion, (3, 16, 16))
+        assert autotune.enabled() and autotune.tuned() == tuned
+    finally:
+        autotune.enable(tuning)
+    assert np.array_equal(bn.running_mean, before[0]) and np.array_equal(bn.running_var, before[1])
+    assert random.get_state() == before[2] and model.get(0)._plans == {}
+    x, target = np.zeros((16, 3, 16, 16), np.float32), np.zeros(16, np.int64)
+    tracemalloc.start()
+    out = model.forward(x)
+    criterion.forward(out, target)
+    model.backward(x, criterion.backward(out, target))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert abs(fixed + 16 * per_sample - peak) < 0.25 * peak, (fixed, per_sample, peak)
 
 
 def test_resume_with_nothing_left_to_train_says_so(setup, tmp_path, capsys):
