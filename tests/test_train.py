@@ -446,6 +446,15 @@ def test_a_batch_too_large_for_the_memory_is_refused(setup, tmp_path, capsys, mo
                str(tmp_path / 'fits')) == 0
 
 
+@pytest.mark.skipif(not os.path.exists('/proc/meminfo'), reason='not Linux')
+def test_available_host_memory_is_within_the_machines():
+    from minifft import backend
+    with open('/proc/meminfo') as f:
+        total = next(int(line.split()[1]) * 1024 for line in f if line.startswith('MemTotal:'))
+    available = backend.available_host_memory()
+    assert isinstance(available, int) and 0 < available <= total
+
+
 def test_step_bytes_measures_a_copy_and_is_linear_in_the_batch():
     """``trainer.step_bytes`` leaves the model, the random state and autotuning as they were,
     and its line predicts a larger batch's peak allocations."""
