@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from . import backend, random
 from .distributed import Single
-from .nn import autotune
+from .nn import SpatialConvolutionFFT, autotune
+from .nn.plan_choice import STRATEGIES
 
 
 class NonFiniteLoss(RuntimeError):
@@ -152,32 +153,41 @@ def evaluate(model, criterion, loader, progress=True, comm=Single()):
     return meter.read(comm)
 
 
-def step_bytes(model, criterion, sample_shape, batches=(2, 4)):
+def step_bytes(model, criterion, sample_shape, batches=(16, 32)):
     """The host memory a training step of ``model`` takes, measured: ``(fixed, per_sample)``
     bytes, from the peak of NumPy's allocations (tracemalloc) in a forward and backward pass
     on batches of zeros of the two sizes in ``batches``, run on a copy of the model with
     autotuning off, so that the model, its plans, the autotuner and the random state are left
-    as they were (a host model: NumPy arrays). A step's memory is linear in the batch:
-    imagenet_small measured 13.7 MB a sample, predicting 0.89 and 3.5 GB for batches of 64
-    and 256, whose processes peaked at 1.0 and 3.5 GB."""
+    as they were (a host model: NumPy arrays). The FFT layers' plans take different memory per
+    sample, and which one runs depends on the batch (the rule's cost model) and on timings
+    (the autotuner): each is measured, every FFT layer of the copy running it, and the largest
+    counts (fashion_small: 1.0 MB a sample tiled, as the rule has it at batch 2, 1.8 MB with
+    the DFT plan, as at 64 and up, where a batch of 10,000 peaked at 18.6 GB). A step's memory
+    is linear in the batch: imagenet_small measured 13.7 MB a sample, predicting 0.89 and
+    3.5 GB for batches of 64 and 256, whose processes peaked at 1.0 and 3.5 GB."""
     probe, criterion, state = copy.deepcopy(model), copy.deepcopy(criterion), random.get_state()
     probe.training()
+    ffts = [m for m in probe.listModules() if isinstance(m, SpatialConvolutionFFT)]
     tuning, tracing = autotune.enable(False), tracemalloc.is_tracing()
-    peaks = []
+    peaks = [0, 0]
     try:
         if not tracing:
             tracemalloc.start()
-        for batch in batches:
-            tracemalloc.reset_peak()
-            base = tracemalloc.get_traced_memory()[0]
-            x = np.zeros((batch,) + tuple(sample_shape), probe.dtype())
-            target = np.zeros(batch, np.int64)
-            out = probe.forward(x)
-            criterion.forward(out, target)
-            probe.backward(x, criterion.backward(out, target))
-            peaks.append(tracemalloc.get_traced_memory()[1] - base)
-            del x, target, out
-            probe.clearState()
+        for strategy in STRATEGIES[1:] if ffts else [None]:
+            for layer in ffts:
+                layer.strategy = strategy
+            for i, batch in enumerate(batches):
+                tracemalloc.reset_peak()
+                base = tracemalloc.get_traced_memory()[0]
+                x = np.zeros((batch,) + tuple(sample_shape), probe.dtype())
+                target = np.zeros(batch, np.int64)
+                for _ in range(2):  # the second step runs beside what the first one kept
+                    out = probe.forward(x)
+                    criterion.forward(out, target)
+                    probe.backward(x, criterion.backward(out, target))
+                del x, target, out
+                probe.clearState()
+                peaks[i] = max(peaks[i], tracemalloc.get_traced_memory()[1] - base)
     finally:
         if not tracing:
             tracemalloc.stop()

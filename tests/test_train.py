@@ -386,15 +386,13 @@ def test_a_model_that_does_not_fit_its_input_leaves_no_folder(setup, tmp_path, c
     model.write_text(TINY_MODEL.replace('nn.Linear(8 * 6 * 6,', 'nn.Linear(8 * 6 * 6 + 1,'))
     args = ['--model', str(model), '--data', setup[0], '--no-progress', '--workers', '1']
     message = 'module (8) nn.Linear.updateOutput: nn.Linear: input feature count must be 289'
-    assert train.main(args + ['--out', str(tmp_path / 'run')]) == 2
-    err = capsys.readouterr().err
-    assert message in err and '(2, 288)' in err, err
-    assert not (tmp_path / 'run').exists()
-    monkeypatch.setattr(train.backend, 'available_host_memory', lambda: None)  # no check
-    assert train.main(args + ['--out', str(tmp_path / 'run')]) == 2
-    err = capsys.readouterr().err
-    assert message in err and '(16, 288)' in err, err
-    assert not (tmp_path / 'run').exists()
+    for memory_check in (True, False):
+        if not memory_check:
+            monkeypatch.setattr(train.backend, 'available_host_memory', lambda: None)
+        assert train.main(args + ['--out', str(tmp_path / 'run')]) == 2
+        err = capsys.readouterr().err
+        assert message in err and '(16, 288)' in err, err
+        assert not (tmp_path / 'run').exists()
     # a folder that was there before the run stays, and so does anything in it
     (tmp_path / 'mine').mkdir()
     (tmp_path / 'mine' / 'notes.txt').write_text('keep')
@@ -431,9 +429,9 @@ def test_a_batch_too_large_for_the_memory_is_refused(setup, tmp_path, capsys, mo
     spec = model_files.load(setup[1])
     fixed, per_sample = trainer.step_bytes(spec.create_model(4), nn.CrossEntropyCriterion(),
                                            spec.INPUT_SHAPE)
-    assert fixed > 0 and per_sample > 0
+    assert per_sample > 0
     monkeypatch.setattr(train.backend, 'available_host_memory',
-                        lambda: fixed + 100 * per_sample)
+                        lambda: 1.1 * (fixed + 100 * per_sample))
     assert run(setup, '--batch-size', '160', '--out', str(tmp_path / 'run')) == 2
     err = capsys.readouterr().err
     assert re.search(r'a training step at batch 160 needs about 0\.\d GiB \(\d\.\d MiB a '
@@ -441,7 +439,7 @@ def test_a_batch_too_large_for_the_memory_is_refused(setup, tmp_path, capsys, mo
                      r'available: pass a --batch-size of at most \d+$', err.strip()), err
     assert not (tmp_path / 'run').exists()
     fits = int(err.strip().split()[-1])
-    assert 0 < fits < 160
+    assert 80 <= fits < 100  # 100 fit, less a tenth
     assert run(setup, '--batch-size', str(fits), '--epochs', '1', '--out',
                str(tmp_path / 'fits')) == 0
 
@@ -474,14 +472,22 @@ def test_step_bytes_measures_a_copy_and_is_linear_in_the_batch():
         autotune.enable(tuning)
     assert np.array_equal(bn.running_mean, before[0]) and np.array_equal(bn.running_var, before[1])
     assert random.get_state() == before[2] and model.get(0)._plans == {}
-    x, target = np.zeros((16, 3, 16, 16), np.float32), np.zeros(16, np.int64)
-    tracemalloc.start()
-    out = model.forward(x)
-    criterion.forward(out, target)
-    model.backward(x, criterion.backward(out, target))
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert abs(fixed + 16 * per_sample - peak) < 0.25 * peak, (fixed, per_sample, peak)
+    # two steps at batch 64 with each plan: the largest peak is the line's prediction
+    x, target = np.zeros((64, 3, 16, 16), np.float32), np.zeros(64, np.int64)
+    peaks = []
+    for strategy in ('dft', 'tiled', 'fft'):
+        model.get(0).strategy = strategy
+        tracemalloc.start()
+        for _ in range(2):
+            out = model.forward(x)
+            criterion.forward(out, target)
+            model.backward(x, criterion.backward(out, target))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        del out
+        model.clearState()
+    predicted = fixed + 64 * per_sample
+    assert abs(predicted - max(peaks)) < 0.1 * max(peaks), (fixed, per_sample, peaks)
 
 
 def test_resume_with_nothing_left_to_train_says_so(setup, tmp_path, capsys):
