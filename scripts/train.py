@@ -123,20 +123,25 @@ def saved_args(args):
     return settings
 
 
+_MEMORY_SLACK = 1.25
+
+
 def check_memory(model, criterion, sample_shape, batch):
     """Refuses a batch whose training step would not fit the host's available memory (the
     kernel would kill the process partway, without a word), from the step's memory measured
-    on two small batches (``trainer.step_bytes``), plus a tenth for what the measure leaves
-    out: the allocator's own waste (imagenet_small at batch 256: a traced peak of 2.86 GB,
-    the process growing 2.91 GB, 3.08 with ``keep_host_memory``) and the loader's batches."""
+    on two small batches (``trainer.step_bytes``), plus a quarter (``_MEMORY_SLACK``) for
+    what that leaves out: the allocator's own waste, the loader's batches, the interpreter
+    (imagenet_small at batch 256: a traced peak of 2.86 GB, the whole train.py process
+    3.48 GB)."""
     available = backend.available_host_memory()
     if available is None:
         return
     fixed, per_sample = trainer.step_bytes(model, criterion, sample_shape)
-    need = 1.1 * (fixed + per_sample * batch)
+    need = _MEMORY_SLACK * (fixed + per_sample * batch)
     if need > available:
         # a tenth less again, so that the batch suggested passes when measured anew
-        fits = max(0, int((0.9 * available / 1.1 - fixed) // per_sample)) if per_sample else 0
+        fits = (max(0, int((0.9 * available / _MEMORY_SLACK - fixed) // per_sample))
+                if per_sample else 0)
         raise ValueError(f'a training step at batch {batch} needs about {need / 2**30:.1f} '
                          f'GiB ({per_sample / 2**20:.1f} MiB a sample, measured on small '
                          f'batches), and {available / 2**30:.1f} GiB of memory are available: '

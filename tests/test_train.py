@@ -431,7 +431,7 @@ def test_a_batch_too_large_for_the_memory_is_refused(setup, tmp_path, capsys, mo
                                            spec.INPUT_SHAPE)
     assert per_sample > 0
     monkeypatch.setattr(train.backend, 'available_host_memory',
-                        lambda: 1.1 * (fixed + 100 * per_sample))
+                        lambda: train._MEMORY_SLACK * (fixed + 100 * per_sample))
     assert run(setup, '--batch-size', '160', '--out', str(tmp_path / 'run')) == 2
     err = capsys.readouterr().err
     assert re.search(r'a training step at batch 160 needs about 0\.\d GiB \(\d\.\d MiB a '
