@@ -162,9 +162,10 @@ def step_bytes(model, criterion, sample_shape, batches=(16, 32)):
     sample, and which one runs depends on the batch (the rule's cost model) and on timings
     (the autotuner): each is measured, every FFT layer of the copy running it, and the largest
     counts (fashion_small: 1.0 MB a sample tiled, as the rule has it at batch 2, 1.8 MB with
-    the DFT plan, as at 64 and up, where a batch of 10,000 peaked at 18.6 GB). A step's memory
-    is linear in the batch: imagenet_small measured 13.7 MB a sample, predicting 0.89 and
-    3.5 GB for batches of 64 and 256, whose processes peaked at 1.0 and 3.5 GB."""
+    the DFT plan, as at 64 and up, where a batch of 10,000 peaked at 18.6 GB). Each batch
+    takes two steps, the second beside what the first one kept, as in training. A step's
+    memory is linear in the batch: imagenet_small measured 11.0 MB a sample, predicting
+    2.86 GB at batch 256, the traced peak of its third step there."""
     probe, criterion, state = copy.deepcopy(model), copy.deepcopy(criterion), random.get_state()
     probe.training()
     ffts = [m for m in probe.listModules() if isinstance(m, SpatialConvolutionFFT)]
