@@ -389,10 +389,18 @@ def test_each_limits_blas_threads_meanwhile():
 
 @pytest.mark.parametrize('layer, out_shape', [
     (nn.View(-1), (0, 48)), (nn.View(3, -1), (0, 3, 16)), (nn.Reshape(-1, 4), (0, 12, 4)),
-    (nn.SpatialBatchNormalization(3).evaluate(), (0, 3, 4, 4))])
+    (nn.SpatialBatchNormalization(3).evaluate(), (0, 3, 4, 4)),
+    (nn.SpatialBatchNormalization(3), (0, 3, 4, 4))])
 def test_empty_batch_passes_through(layer, out_shape):
     """``View(-1)`` of an empty batch: NumPy cannot infer the -1 of a reshape of nothing
-    (it raised 'cannot reshape array of size 0'); batch normalisation in evaluation mode too."""
+    (it raised 'cannot reshape array of size 0'); batch normalisation too, in training mode
+    (it raised 'needs more than one value') leaving its running statistics and gradients
+    alone, as PyTorch's does."""
     x = np.zeros((0, 3, 4, 4), np.float32)
+    before = [a.copy() for a in layer.parameters()[1]] + [
+        getattr(layer, name).copy() for name in getattr(layer, '_buffer_names', ())]
     assert layer.forward(x).shape == out_shape
     assert layer.backward(x, np.zeros(out_shape, np.float32)).shape == x.shape
+    after = [a for a in layer.parameters()[1]] + [
+        getattr(layer, name) for name in getattr(layer, '_buffer_names', ())]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))

@@ -65,7 +65,9 @@ class BatchNormalization(Module):
         xp = backend.get_array_module(x)
         count = x.size // self.nOutput
         xc = xp.empty(x.shape, x.dtype)  # x centred, then normalised: kept for the gradients
-        if self.train:
+        # an empty batch has no statistics of its own: it goes through as in evaluation, the
+        # running statistics left alone (PyTorch's way), and comes out empty
+        if self.train and count:
             if count < 2:
                 raise ValueError(f'{self.name()}: training needs more than one value per '
                                  f'feature, got input shape {tuple(input.shape)}')
@@ -114,7 +116,7 @@ class BatchNormalization(Module):
         scale = self._per_feature(self.save_std if not self.affine
                                   else self.save_std * self.weight)
         gi = xp.empty(g.shape, g.dtype)
-        if not self.train:
+        if not self.train or not g.size:
             each_part(lambda p, r: xp.multiply(p, scale, out=r), g, gi)
             return gi
         # d/dx of normalising by the batch's own statistics
