@@ -15,7 +15,7 @@ from tqdm import tqdm
 from . import backend, random
 from .distributed import Single
 from .nn import SpatialConvolutionFFT, autotune
-from .nn.plan_choice import STRATEGIES
+from .nn.plan_choice import PLANS
 
 
 class NonFiniteLoss(RuntimeError):
@@ -174,7 +174,7 @@ def step_bytes(model, criterion, sample_shape, batches=(16, 32)):
     try:
         if not tracing:
             tracemalloc.start()
-        for strategy in STRATEGIES[1:] if ffts else [None]:
+        for strategy in PLANS if ffts else [None]:
             for layer in ffts:
                 layer.strategy = strategy
             for i, batch in enumerate(batches):

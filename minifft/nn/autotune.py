@@ -45,7 +45,7 @@ def adopt(rows):
     in ``tuned()``."""
     for row in rows:
         module, dtype, geometry, strategy = row
-        if strategy not in plan_choice.STRATEGIES or strategy == 'auto' or len(geometry) != 11:
+        if strategy not in plan_choice.PLANS or len(geometry) != 11:
             raise ValueError(f'not an autotuning choice: {row!r}')
         _tuned.setdefault((module, dtype, tuple(geometry)), {strategy: None})
 
@@ -67,7 +67,7 @@ def fastest(xp, dtype, geometry, rounds=3):
         x, w = maps(S, f, H, W), maps(g, f, kH, kW)
         go = maps(S, g, (H + 2 * pH - kH) // dH + 1, (W + 2 * pW - kW) // dW + 1)
         plans, times, failures = {}, {}, {}
-        for name in ('dft', 'fft', 'tiled'):
+        for name in plan_choice.PLANS:
             plan = plan_choice.make_plan(name, xp, dtype, *geometry)
             if plan.kind == name:  # 'tiled' where no tile fits is the DFT plan again
                 plans[name], times[name] = plan, float('inf')

@@ -10,6 +10,7 @@ from . import autotune, dft
 from .fft_plans import Axis, DFTPlan, FFTPlan
 
 STRATEGIES = ('auto', 'dft', 'tiled', 'fft')
+PLANS = ('dft', 'fft', 'tiled')     # what 'auto' chooses among, in the order autotuning times them
 DFT_MAX = 160                       # 'auto' on the CPU: longest axis the DFT plan takes
 TILE_MAX = 64                       # the longest window a tile may have
 # Cost model weights, relative to one flop of the complex product GEMMs, fitted on the
