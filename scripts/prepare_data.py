@@ -52,7 +52,7 @@ def main(argv=None):
             datasets.prepare_imagenet_downsampled(out, args.dir)
     except (OSError, ValueError, RuntimeError) as e:
         print(f'prepare_data.py {args.command}: error: {e}', file=sys.stderr)
-        return 1
+        return 2  # as argparse's usage errors and train.py's
     print(f'wrote {out}')
     return 0
 

@@ -59,7 +59,7 @@ def test_fashion_mnist_round_trip(tmp_path):
 def test_fashion_mnist_missing_files_say_how_to_get_them(tmp_path):
     r = subprocess.run(PREPARE + ['fashion-mnist', str(tmp_path), '--out', str(tmp_path / 'x.h5')],
                        capture_output=True, text=True)
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert 'apt-get install dataset-fashion-mnist' in r.stderr
     assert not os.path.exists(tmp_path / 'x.h5')
 
@@ -73,7 +73,7 @@ def test_truncated_idx_file_is_named(tmp_path):
     (tmp_path / 'train-images-idx3-ubyte.gz').write_bytes(whole[:len(whole) // 2])
     r = subprocess.run(PREPARE + ['fashion-mnist', str(tmp_path), '--out', str(tmp_path / 'x.h5')],
                        capture_output=True, text=True)
-    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr
     assert 'train-images-idx3-ubyte.gz: cannot be decompressed' in r.stderr
     assert not os.path.exists(tmp_path / 'x.h5')
 
@@ -125,7 +125,7 @@ def test_imagefolder_without_images_says_which_layout(tmp_path):
                           (tmp_path / 'none', 'none/train: no class folders (expected')):
         r = subprocess.run(PREPARE + ['imagefolder', str(root), '--size', '4', '--out',
                                       str(tmp_path / 'o.h5')], capture_output=True, text=True)
-        assert r.returncode != 0 and message in r.stderr and 'Traceback' not in r.stderr, \
+        assert r.returncode == 2 and message in r.stderr and 'Traceback' not in r.stderr, \
             r.stderr
         assert '/train/<class>/*.JPEG and ' in r.stderr
     (tmp_path / 'tree' / 'val' / 'a').mkdir(parents=True)
@@ -145,7 +145,7 @@ def test_imagefolder_names_val_classes_that_train_lacks(tmp_path):
         Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / 'tree' / folder / '0.png')
     r = subprocess.run(PREPARE + ['imagefolder', str(tmp_path / 'tree'), '--size', '4', '--out',
                                   str(tmp_path / 'o.h5')], capture_output=True, text=True)
-    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr
     assert ("val: class folders that train/ does not have: bird (the classes are the folders "
             f"of {tmp_path / 'tree' / 'train'})") in r.stderr
     assert not (tmp_path / 'o.h5').exists()
@@ -186,7 +186,7 @@ def test_imagenet_downsampled_damaged_pickle_is_named(tmp_path, damage, message)
     path.write_bytes(damage(path.read_bytes()))
     r = subprocess.run(PREPARE + ['imagenet-downsampled', str(tmp_path), '--out',
                                   str(tmp_path / 'd.h5')], capture_output=True, text=True)
-    assert r.returncode == 1 and message in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert r.returncode == 2 and message in r.stderr and 'Traceback' not in r.stderr, r.stderr
     assert not (tmp_path / 'd.h5').exists()
 
 
