@@ -268,6 +268,7 @@ class DFTPlan:
         K = self._into(spare, (F, g, f))
         pairs = w.reshape(g * f, kH * kW)
         spectrum, grid = K.reshape(F, -1), K.reshape(self.NH, self.aw.Q, -1)
+        blocks = parallel.split(g * f, self._blocks(pairs.size * self.cplx.itemsize))
 
         def block(s):
             taps = xp.ascontiguousarray(pairs[s].reshape(-1, kH, kW).transpose(1, 2, 0),
@@ -281,7 +282,6 @@ class DFTPlan:
                 else:
                     xp.matmul(self.kernel_h, t.transpose(1, 0, 2),
                               out=grid[:, :, s].transpose(1, 0, 2))
-        blocks = parallel.split(g * f, self._blocks(pairs.size * self.cplx.itemsize))
         self._each(block, blocks)
         return K
 
