@@ -259,9 +259,10 @@ class DFTPlan:
         convnet layer, L1 most.) Along W all k taps at once, then along H, or for small
         kernels in one product (``kernel_2d``). On a CPU the kernel pairs go in blocks shared
         among the cores, each block's taps made complex while in cache, rather than all taps
-        copied first and read back by GEMMs on both cores (writing the spectrum is what it
-        costs, L5's 66 MB; batch 16, separate processes in turn: L5 tiled 14-17 -> 10-14 ms,
-        L3 20-24 -> 14-17, L4 5.5-8.8 -> 4.8-6.1)."""
+        copied first and read back by GEMMs on both cores (the spectrum, L5's 66 MB, is
+        written at about memory speed on two cores; one core alone takes about twice as
+        long. Batch 16, separate processes in turn: L5 tiled 14-17 -> 10-14 ms, L3 20-24 ->
+        14-17, L4 5.5-8.8 -> 4.8-6.1)."""
         xp = self.xp
         g, f, kH, kW = w.shape
         F = self.NH * self.aw.Q
