@@ -4,7 +4,7 @@ the FFT plans' chunks of maps and blocks of frequencies (``each``).
 NumPy's ufuncs and reductions run on one core, while BLAS and scipy.fft use them all: on the
 2-core development machine batch normalisation, pooling and ReLU took more than half of an
 imagenet_small training step. ``each_part`` cuts the arrays along their first axis into parts
-of about a megabyte and runs a function on each part in a pool of threads (NumPy releases the
+of about a megabyte and runs a function on each part on the CPU's threads (NumPy releases the
 GIL inside its loops). A part is small enough that a function doing several passes over it
 finds the data in cache after the first. CuPy arrays (one kernel per call already fills the
 GPU), and arrays too small to be worth it, go through the function whole.
@@ -12,9 +12,14 @@ GPU), and arrays too small to be worth it, go through the function whole.
 The FFT plans' chunks each run a few GEMMs too small to share among cores well, with copies
 between them that run on one core; ``each(..., blas=True)`` runs the chunks side by side,
 each thread with a single-threaded BLAS (backend.single_threaded_blas).
+
+The threads are a team that the calling thread joins: each call wakes as many helpers as it
+has items beyond its own first, and every thread takes the next item until none is left.
+A ``ThreadPoolExecutor`` cost about 80 microseconds a call here (a future per item, a queue,
+every item handed to another thread), and convnet L4's step makes eight such calls.
 """
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
 
 import numpy as np
 
@@ -39,7 +44,7 @@ def requested_threads():
 
 # the thread count is resolved on first use, so that a bad MINIFFT_THREADS is reported where
 # the caller can say so (train.py: one line), not as a traceback out of ``import minifft``
-_state = {'pool': None, 'threads': None}
+_state = {'team': None, 'threads': None}
 
 
 def threads():
@@ -56,9 +61,9 @@ def set_threads(n):
     if n is not None and int(n) < 1:
         raise ValueError(f'threads must be at least 1, got {n!r}')
     previous, _state['threads'] = _state['threads'], None if n is None else int(n)
-    if _state['pool'] is not None and previous != _state['threads']:  # sized for the old one
-        _state['pool'].shutdown()
-        _state['pool'] = None
+    if _state['team'] is not None and previous != _state['threads']:  # sized for the old one
+        _state['team'].shutdown()
+        _state['team'] = None
     return previous
 
 
@@ -79,27 +84,103 @@ def split(n, parts, whole=1):
 
 
 def each(fn, items, blas=False):
-    """``[fn(item) for item in items]``, the items shared among the pool's threads. With
-    ``blas`` (``fn`` runs GEMMs) the host BLAS is single-threaded meanwhile, each thread
-    running its own GEMMs, and where it cannot be made so (not OpenBLAS) the items run in
-    turn on the calling thread, each GEMM on all cores. ``fn`` must not call ``each`` (or
-    ``each_part``) itself: an item waiting for items queued behind it on the same pool would
-    wait for ever."""
+    """``[fn(item) for item in items]``, the items shared among the calling thread and the
+    team's helpers. With ``blas`` (``fn`` runs GEMMs) the host BLAS is single-threaded
+    meanwhile, each thread running its own GEMMs, and where it cannot be made so (not
+    OpenBLAS) the items run in turn on the calling thread, each GEMM on all cores. While the
+    team is busy (``fn`` calling ``each`` itself, or another thread's call) the items run in
+    turn on the calling thread. The first error an item raises is raised once all items
+    that started have finished."""
     items = list(items)
     if threads() == 1 or len(items) < 2 or (blas and not backend.can_limit_blas_threads()):
         return [fn(item) for item in items]
-    if _state['pool'] is None:
-        _state['pool'] = ThreadPoolExecutor(threads(), thread_name_prefix='minifft')
+    team = _state['team']
+    if team is None or team.pid != os.getpid():  # a forked child has none of the threads
+        team = _state['team'] = _Team(threads() - 1)
     if not blas:
-        return list(_state['pool'].map(fn, items))
+        return team.run(fn, items)
     with backend.single_threaded_blas():
-        return list(_state['pool'].map(fn, items))
+        return team.run(fn, items)
+
+
+class _Job:
+    """One call's items, taken in turn by whichever thread asks next."""
+
+    def __init__(self, fn, items, helpers):
+        self.fn, self.items, self.results = fn, items, [None] * len(items)
+        self.error = None
+        self.helpers = helpers
+        self._next, self._left = 0, helpers
+        self._lock = threading.Lock()
+        self.done = threading.Event()
+        if helpers == 0:
+            self.done.set()
+
+    def work(self):
+        while self.error is None:
+            with self._lock:
+                i, self._next = self._next, self._next + 1
+            if i >= len(self.items):
+                return
+            try:
+                self.results[i] = self.fn(self.items[i])
+            except BaseException as e:  # re-raised on the calling thread
+                self.error = self.error or e
+
+    def helper_done(self):
+        with self._lock:
+            self._left -= 1
+            if self._left == 0:
+                self.done.set()
+
+
+class _Team:
+    """``helpers`` daemon threads, each woken by its own event to work on the current job."""
+
+    def __init__(self, helpers):
+        self.pid = os.getpid()
+        self._busy = threading.Lock()
+        self._job, self._stop = None, False
+        self._wake = [threading.Event() for _ in range(helpers)]
+        for i, wake in enumerate(self._wake):
+            threading.Thread(target=self._serve, args=(wake,), name=f'minifft-{i}',
+                             daemon=True).start()
+
+    def _serve(self, wake):
+        while True:
+            wake.wait()
+            wake.clear()
+            if self._stop:
+                return
+            job = self._job
+            job.work()
+            job.helper_done()
+
+    def run(self, fn, items):
+        if not self._busy.acquire(blocking=False):
+            return [fn(item) for item in items]
+        try:
+            job = self._job = _Job(fn, items, min(len(self._wake), len(items) - 1))
+            for wake in self._wake[:job.helpers]:
+                wake.set()
+            job.work()
+            job.done.wait()
+        finally:
+            self._busy.release()
+        if job.error is not None:
+            raise job.error
+        return job.results
+
+    def shutdown(self):
+        self._stop = True
+        for wake in self._wake:
+            wake.set()
 
 
 def each_part(fn, *arrays):
     """``[fn(*parts) ...]``: ``fn`` over slices of ``arrays`` along axis 0, in order, the
     slices of all arrays alike (they must share their first dimension). On NumPy arrays of a
-    few megabytes or more the parts run on the pool's threads (``each``); otherwise
+    few megabytes or more the parts run on the team's threads (``each``); otherwise
     ``fn(*arrays)`` runs once, on the calling thread."""
     a = arrays[0]
     n = a.shape[0] if a.ndim else 0

@@ -12,7 +12,7 @@ import tracemalloc
 import numpy as np
 from tqdm import tqdm
 
-from . import backend, random
+from . import backend, parallel, random
 from .distributed import Single
 from .nn import SpatialConvolutionFFT, autotune
 from .nn.plan_choice import PLANS
@@ -165,11 +165,16 @@ def step_bytes(model, criterion, sample_shape, batches=(16, 32)):
     the DFT plan, as at 64 and up, where a batch of 10,000 peaked at 18.6 GB). Each batch
     takes two steps, the second beside what the first one kept, as in training. A step's
     memory is linear in the batch: imagenet_small measured 11.0 MB a sample, predicting
-    2.86 GB at batch 256, the traced peak of its third step there."""
+    2.86 GB at batch 256, the traced peak of its third step there. The probe runs on one
+    thread: with two, the peak is that of whichever chunks of maps happened to be alive at
+    once, and imagenet_small's slope measured 9.1-10.5 MB a sample from run to run (one
+    thread: 10.63 every time); what more threads hold at once is a chunk of a few megabytes
+    each, inside the caller's slack."""
     probe, criterion, state = copy.deepcopy(model), copy.deepcopy(criterion), random.get_state()
     probe.training()
     ffts = [m for m in probe.listModules() if isinstance(m, SpatialConvolutionFFT)]
     tuning, tracing = autotune.enable(False), tracemalloc.is_tracing()
+    threads = parallel.set_threads(1)
     peaks = [0, 0]
     try:
         if not tracing:
@@ -193,6 +198,7 @@ def step_bytes(model, criterion, sample_shape, batches=(16, 32)):
         if not tracing:
             tracemalloc.stop()
         autotune.enable(tuning)
+        parallel.set_threads(threads)
         random.set_state(state)
     per_sample = max(0.0, (peaks[1] - peaks[0]) / (batches[1] - batches[0]))
     return max(0.0, peaks[0] - per_sample * batches[0]), per_sample

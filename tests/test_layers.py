@@ -302,17 +302,17 @@ def test_split_covers_the_range_in_nearly_equal_slices(n, parts, whole):
 
 
 def test_minifft_threads_is_read_once_and_checked(monkeypatch):
-    """``MINIFFT_THREADS`` sets the pool's size where given; a value that is not a positive
+    """``MINIFFT_THREADS`` sets the team's size where given; a value that is not a positive
     whole number is a clear error, raised on first use rather than at import."""
     from minifft import parallel
-    monkeypatch.setattr(parallel, '_state', {'pool': None, 'threads': None})
+    monkeypatch.setattr(parallel, '_state', {'team': None, 'threads': None})
     monkeypatch.setenv('MINIFFT_THREADS', ' 3 ')
     assert parallel.requested_threads() == 3 and parallel.threads() == 3
     monkeypatch.setenv('MINIFFT_THREADS', '')
     assert parallel.requested_threads() is None
     for bad in ('abc', '0', '-2', '1.5'):
         monkeypatch.setenv('MINIFFT_THREADS', bad)
-        monkeypatch.setattr(parallel, '_state', {'pool': None, 'threads': None})
+        monkeypatch.setattr(parallel, '_state', {'team': None, 'threads': None})
         with pytest.raises(ValueError, match=f"at least 1, got '{bad}'"):
             parallel.threads()
 
@@ -322,7 +322,7 @@ def test_set_threads_overrides_a_bad_environment_and_restores(monkeypatch):
     parse it first and raise), and set_threads(previous) gives back exactly what was there,
     the unresolved default included."""
     from minifft import parallel
-    monkeypatch.setattr(parallel, '_state', {'pool': None, 'threads': None})
+    monkeypatch.setattr(parallel, '_state', {'team': None, 'threads': None})
     monkeypatch.setenv('MINIFFT_THREADS', 'abc')
     previous = parallel.set_threads(2)
     assert previous is None and parallel.threads() == 2
@@ -347,6 +347,39 @@ def test_each_keeps_order_and_runs_in_turn_where_blas_cannot_be_limited(monkeypa
         monkeypatch.setattr(backend, 'can_limit_blas_threads', lambda: False)
         caller = threading.get_ident()
         assert parallel.each(lambda i: threading.get_ident(), range(4), blas=True) == [caller] * 4
+    finally:
+        parallel.set_threads(previous)
+
+
+def test_each_nested_calls_errors_and_forked_children():
+    """``each`` called from one of its own items runs that call's items in turn (it used to
+    wait for ever on a pool busy with its caller); after an item's error the team still
+    works; a forked child, which has none of the parent's threads, gets a team of its own
+    rather than waiting for helpers that do not exist."""
+    import os
+    import time
+    from minifft import parallel
+    previous = parallel.set_threads(2)
+    try:
+        inner = parallel.each(lambda i: parallel.each(lambda j: 10 * i + j, range(3)), range(4))
+        assert inner == [[10 * i + j for j in range(3)] for i in range(4)]
+        with pytest.raises(ZeroDivisionError):
+            parallel.each(lambda i: 1 // (i - 2), range(5))
+        assert parallel.each(lambda i: -i, range(5)) == [0, -1, -2, -3, -4]
+        pid = os.fork()
+        if pid == 0:   # the child: exit status 0 only if each() worked there
+            ok = parallel.each(lambda i: i + 1, range(6)) == [1, 2, 3, 4, 5, 6]
+            os._exit(0 if ok else 1)
+        for _ in range(200):   # 10 s: a child waiting for absent helpers never exits
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail('each() in a forked child did not return')
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     finally:
         parallel.set_threads(previous)
 
