@@ -298,7 +298,7 @@ def run(args, comm):
     if tuple(train_set.image_shape) != tuple(spec.INPUT_SHAPE):
         raise ValueError(f'{path}: train/images holds {train_set.image_shape} images, model '
                          f'{args.model} expects {tuple(spec.INPUT_SHAPE)}')
-    model = spec.create_model(train_set.n_classes, conv=CONVS[args.conv])
+    model = model_files.create(spec, train_set.n_classes, conv=CONVS[args.conv])
     if not isinstance(model, nn.Container) or not len(model):
         raise ValueError(f'{args.model}: create_model must return an nn.Sequential (or another '
                          f'container) of modules, got {model!r:.80}')

@@ -363,6 +363,33 @@ def test_model_file_defaults_are_checked(setup, tmp_path):
     assert not (tmp_path / 'run').exists()
 
 
+@pytest.mark.parametrize('change, expected', [
+    (('EPOCHS = 3', 'EPOCHS = 3\nx = undefined_name'),
+     r"bad\.py, line 6 \(x = undefined_name\): NameError while loading it: name "
+     r"'undefined_name' is not defined$"),
+    (('EPOCHS = 3', 'EPOCHS = (3'),
+     r"bad\.py, line 5 \(EPOCHS = \(3\): SyntaxError while loading it: '\(' was never "
+     r"closed$"),
+    (('conv(8, 8, 3, 3, 1, 1, 1, 1)', 'conv(8, 8)'),
+     r"bad\.py, line 17 \(.*conv\(8, 8\),\): TypeError while building the model: .*kW"),
+    (('conv(3, 8, 5, 5, 1, 1, 2, 2)', 'conv(3, 0, 5, 5, 1, 1, 2, 2)'),
+     r"bad\.py, line 16 \(.*\): ValueError while building the model: "
+     r"nn\.SpatialConvolutionFFT: nOutputPlane must be a whole number >= 1, got 0$")],
+    ids=['name', 'syntax', 'type', 'value'])
+def test_a_model_file_error_names_its_line(setup, tmp_path, capsys, change, expected):
+    """A model file whose code fails, loading or in create_model, is one line naming the
+    file, the line and the error, exit status 2 (it was Python's traceback through train.py
+    and importlib)."""
+    model = tmp_path / 'bad.py'
+    model.write_text(TINY_MODEL.replace(*change))
+    assert train.main(['--model', str(model), '--data', setup[0], '--out',
+                       str(tmp_path / 'run'), '--no-progress']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('train.py: error: ') and len(err.splitlines()) == 1, err
+    assert re.search(expected, err), err
+    assert not (tmp_path / 'run').exists()
+
+
 def test_create_model_must_return_a_container(setup, tmp_path, capsys):
     """A create_model returning something else was an AttributeError traceback ('str' object
     has no attribute 'type')."""
