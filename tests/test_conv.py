@@ -401,6 +401,33 @@ def test_large_maps_against_naive_loop(case, chunk_bytes, rng, monkeypatch, devi
     _step_matches_naive_loop(layer, x, case, rng)
 
 
+def test_tilings_are_the_cheapest_modelled_with_distinct_tile_counts():
+    """Autotuning's tiled candidates: cheapest first, within the spread of the cheapest, one
+    per count of tiles along each axis (not three windows of 40, 41, 42 on convnet L1), and
+    'tiled:N' builds the N-th of them."""
+    from minifft.nn import plan_choice
+    from minifft.nn.fft_plans import Axis
+
+    def counts(a, T):
+        return 1 if T is None else -(-a.o1 // T)
+    for S, f, g, n, k in [(16, 384, 384, 13, 3), (16, 3, 96, 128, 11), (16, 128, 128, 32, 9)]:
+        a = Axis(n, k, 1, 0, n)
+        ranked = plan_choice.tilings(S, f, g, a, a)
+        costs = [cost for _, cost in ranked]
+        assert 1 <= len(ranked) <= 3 and costs == sorted(costs)
+        assert costs[-1] <= plan_choice._TILE_SPREAD * costs[0]
+        assert len({(counts(a, Th), counts(a, Tw)) for (Th, Tw), _ in ranked}) == len(ranked)
+        for i, ((Th, Tw), _) in enumerate(ranked):
+            plan = plan_choice.make_plan('tiled' if i == 0 else f'tiled:{i}', np, np.float32,
+                                         S, f, g, n, n, k, k, 1, 1, 0, 0)
+            assert (plan.ah.tile, plan.aw.tile) == (Th, Tw)
+    a = Axis(13, 3, 1, 0, 13)
+    assert [T for T, _ in plan_choice.tilings(16, 384, 384, a, a)] == [(6, None), (4, None),
+                                                                       (3, None)]
+    assert plan_choice.make_plan('tiled:2', np, np.float32, 16, 3, 96, 128, 128, 11, 11, 1, 1,
+                                 0, 0).kind == 'dft'   # L1 has two tilings: none is the DFT plan
+
+
 def test_autotune_keeps_the_fastest_plan_per_geometry(rng, monkeypatch):
     """With autotuning on, 'auto' times every candidate once per geometry and process and
     builds the fastest; the layer's results are those of the direct convolution whatever
@@ -416,9 +443,16 @@ def test_autotune_keeps_the_fastest_plan_per_geometry(rng, monkeypatch):
         out = layer.forward(x)
         (key, times), = autotune.tuned().items()
         assert key == ('numpy', '<f8', (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1))
-        assert set(times) == {'dft', 'fft', 'tiled'} and all(t > 0 for t in times.values())
+        # every tiling modelled close to the cheapest is timed, each once
+        from minifft.nn import plan_choice
+        a = plan_choice.Axis(20, 3, 1, 1, 22), plan_choice.Axis(19, 3, 1, 1, 21)
+        tiled = ['tiled'] + [f'tiled:{i}' for i in range(1, len(plan_choice.tilings(
+            2, 2, 3, *a)))]
+        assert len(tiled) > 1 and set(times) == {'dft', 'fft', *tiled}
+        assert all(t > 0 for t in times.values())
         assert list(times.values()) == sorted(times.values())
-        assert layer.plan(x).kind == next(iter(times))
+        best = plan_choice.make_plan(next(iter(times)), np, np.float64, *key[2])
+        assert layer.plan(x).meta == best.meta
         assert rel_err(out, direct.forward(x)) < 1e-10
         layer.clearState()
         layer.forward(x)  # a new plan for a known geometry: measured once, not again
@@ -464,7 +498,7 @@ def test_autotune_skips_plans_that_do_not_fit(monkeypatch):
     geometry = (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1)
     assert autotune.fastest(np, np.float32, geometry) == 'dft'
     (times,) = autotune.tuned().values()
-    assert times['fft'] == times['tiled'] == float('inf') and times['dft'] < float('inf')
+    assert times.pop('dft') < float('inf') and set(times.values()) == {float('inf')}
     monkeypatch.setattr(autotune, '_time_step', lambda *a: (_ for _ in ()).throw(MemoryError('x')))
     with pytest.raises(MemoryError, match='no FFT plan fits geometry'):
         autotune.fastest(np, np.float64, geometry)

@@ -10,7 +10,9 @@ from . import autotune, dft
 from .fft_plans import Axis, DFTPlan, FFTPlan
 
 STRATEGIES = ('auto', 'dft', 'tiled', 'fft')
-PLANS = ('dft', 'fft', 'tiled')     # what 'auto' chooses among, in the order autotuning times them
+# what 'auto' chooses among, in the order autotuning times them: 'tiled' is the cost model's
+# cheapest tiling, 'tiled:N' the one N places after it (``tilings``)
+PLANS = ('dft', 'fft', 'tiled', 'tiled:1', 'tiled:2')
 DFT_MAX = 160                       # 'auto' on the CPU: longest axis the DFT plan takes
 TILE_MAX = 64                       # the longest window a tile may have
 # Cost model weights, relative to one flop of the complex product GEMMs, fitted on the
@@ -24,6 +26,11 @@ _BYTE_WEIGHT = 14
 # percent of it measured as ties or small losses (convnet L1 at batch 16, modelled 0.98x the
 # cost, ran 0.96x as fast), the ones below as wins (L5 at batch 16, 0.96: 1.18-1.21x)
 _TILE_MARGIN = 0.97
+# tilings modelled within this of the cheapest are timed too by autotuning: the model counts
+# flops and bytes, not how much faster a complex GEMM runs on more rows (convnet L5 at batch
+# 16: three windows of 6 x 13 a map, 48 rows a GEMM, modelled 1.01x the cost of two of 8 x 13,
+# 32 rows, ran 0.90-0.94x the time)
+_TILE_SPREAD = 1.10
 
 
 def _dft_cost(S, f, g, tiles, NH, NW):
@@ -47,23 +54,44 @@ def _tile_choices(a):
         yield T, T + a.k - 1
 
 
-def choose_tile(S, f, g, ah, aw, force=False):
-    """The tile output sizes ``(Th, Tw)`` (None: that axis whole) with the lowest modelled
-    cost, or None when not tiling is cheapest (unless ``force``) or tiling does not apply
-    (stride > 1, or no tile size fits)."""
+def tilings(S, f, g, ah, aw):
+    """The tile output sizes ``(Th, Tw)`` (None: that axis whole) of the tilings whose
+    modelled cost is within ``_TILE_SPREAD`` of the cheapest, cheapest first, one for each
+    count of tiles along the two axes, at most
+    ``len(PLANS) - 2`` (the plans' 'tiled' labels), each with its modelled cost; none where
+    tiling does not apply (stride > 1, or no tile size fits)."""
     if ah.d != 1 or aw.d != 1:
-        return None
-    best, best_cost = None, (float('inf') if force else
-                             _TILE_MARGIN * _dft_cost(S, f, g, 1, ah.Lp, aw.Lp))
+        return []
+    ranked = []
     for Th, NH in _tile_choices(ah):
         for Tw, NW in _tile_choices(aw):
             if Th is None and Tw is None:
                 continue
-            tiles = (-(-ah.o1 // Th) if Th else 1) * (-(-aw.o1 // Tw) if Tw else 1)
-            cost = _dft_cost(S, f, g, tiles, NH, NW)
-            if cost < best_cost:
-                best, best_cost = (Th, Tw), cost
-    return best
+            counts = (-(-ah.o1 // Th) if Th else 1, -(-aw.o1 // Tw) if Tw else 1)
+            cost = _dft_cost(S, f, g, counts[0] * counts[1], NH, NW)
+            ranked.append((cost, (Th, Tw), counts))
+    ranked.sort(key=lambda c: c[0])
+    kept, seen = [], set()
+    for cost, T, counts in ranked:
+        # as many tiles along each axis as a cheaper tiling, in larger windows: that one
+        # again, a little slower (convnet L1: 3 tiles of 40, 41 or 42 outputs)
+        if cost <= _TILE_SPREAD * ranked[0][0] and counts not in seen:
+            kept.append((T, cost))
+            seen.add(counts)
+    return kept[:sum(p.startswith('tiled') for p in PLANS)]
+
+
+def choose_tile(S, f, g, ah, aw, force=False, rank=0):
+    """The tile output sizes ``(Th, Tw)`` of the ``rank``-th cheapest tiling (``tilings``),
+    or None where there is no such tiling, or where tiling is modelled no cheaper than one
+    window (the cheapest tiling unless ``force``)."""
+    ranked = tilings(S, f, g, ah, aw)
+    if rank >= len(ranked):
+        return None
+    T, cost = ranked[rank]
+    if not force and cost >= _TILE_MARGIN * _dft_cost(S, f, g, 1, ah.Lp, aw.Lp):
+        return None
+    return T
 
 
 def make_plan(strategy, xp, dtype, S, f, g, H, W, kH, kW, dH, dW, pH, pW):
@@ -71,16 +99,19 @@ def make_plan(strategy, xp, dtype, S, f, g, H, W, kH, kW, dH, dW, pH, pW):
     fastest plan measured for this geometry (see autotune.py). 'auto' without it, on the CPU:
     DFT matrices, on overlapping tiles where the cost model says tiles are cheaper, and FFTs
     for maps over ``DFT_MAX`` points that cannot be tiled; on the GPU, where cuFFT is fast,
-    the FFT. 'tiled' falls back to 'dft' where no tile fits."""
-    if strategy not in STRATEGIES:
+    the FFT. 'tiled' falls back to 'dft' where no tile fits, and so does 'tiled:N' (the
+    tiling N places after the cheapest, ``tilings``; autotuning times these) where there is
+    no such tiling."""
+    if strategy not in STRATEGIES + PLANS:
         raise ValueError(f'strategy must be one of {STRATEGIES}, got {strategy!r}')
     geometry = (S, f, g, H, W, kH, kW, dH, dW, pH, pW)
     if strategy == 'auto' and autotune.enabled():
         strategy = autotune.fastest(xp, dtype, geometry)
     ah, aw = Axis(H, kH, dH, pH, H + 2 * pH), Axis(W, kW, dW, pW, W + 2 * pW)
-    if strategy in ('auto', 'tiled'):
-        T = choose_tile(S, f, g, ah, aw, force=strategy == 'tiled') if (
-            xp is np or strategy == 'tiled') else None
+    if strategy == 'auto' or strategy.startswith('tiled'):
+        rank = int(strategy.partition(':')[2] or 0)
+        T = choose_tile(S, f, g, ah, aw, force=strategy != 'auto', rank=rank) if (
+            xp is np or strategy != 'auto') else None
         if T is not None:
             return DFTPlan(xp, dtype, _tiled(ah, T[0]), _tiled(aw, T[1]))
         if strategy == 'auto':
