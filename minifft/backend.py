@@ -359,8 +359,12 @@ class _CPUFFT:
                                overwrite_x=True)
 
     def irfftn(self, a, s, axes, workers=None):
-        return scipy.fft.irfftn(a, s=s, axes=axes, workers=workers or self.workers,
-                                overwrite_x=True)
+        # complex-to-complex along the leading axes in place, then complex-to-real along the
+        # last: scipy's irfftn copies its input first even when told it may overwrite it
+        # (convnet L1's chunks of 64 maps of 128x128: 0.82x the time)
+        workers = workers or self.workers
+        z = scipy.fft.ifftn(a, s=s[:-1], axes=axes[:-1], workers=workers, overwrite_x=True)
+        return scipy.fft.irfft(z, n=s[-1], axis=axes[-1], workers=workers, overwrite_x=True)
 
     next_fast_len = staticmethod(lambda n: scipy.fft.next_fast_len(n, real=True))
 
