@@ -57,9 +57,9 @@ def _tile_choices(a):
 def tilings(S, f, g, ah, aw):
     """The tile output sizes ``(Th, Tw)`` (None: that axis whole) of the tilings whose
     modelled cost is within ``_TILE_SPREAD`` of the cheapest, cheapest first, one for each
-    count of tiles along the two axes, at most
-    ``len(PLANS) - 2`` (the plans' 'tiled' labels), each with its modelled cost; none where
-    tiling does not apply (stride > 1, or no tile size fits)."""
+    count of tiles along the two axes, as many as PLANS has 'tiled' labels at most, each
+    with its modelled cost; none where tiling does not apply (stride > 1, or no tile size
+    fits)."""
     if ah.d != 1 or aw.d != 1:
         return []
     ranked = []
