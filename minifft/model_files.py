@@ -50,7 +50,6 @@ def load(name):
         spec.loader.exec_module(module)
     except Exception as e:
         raise _failed(path, e, 'loading it') from e
-    module.__minifft_path__ = path
     missing = [k for k in REQUIRED if not hasattr(module, k)]
     if missing:
         raise ValueError(f'{path}: a model file must define {", ".join(missing)}')
@@ -70,7 +69,7 @@ def create(module, n_classes, **kwargs):
     try:
         return module.create_model(n_classes, **kwargs)
     except Exception as e:
-        raise _failed(module.__minifft_path__, e, 'building the model') from e
+        raise _failed(module.__file__, e, 'building the model') from e
 
 
 def label(name):
