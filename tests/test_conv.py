@@ -424,8 +424,9 @@ def test_tilings_are_the_cheapest_modelled_with_distinct_tile_counts():
     a = Axis(13, 3, 1, 0, 13)
     assert [T for T, _ in plan_choice.tilings(16, 384, 384, a, a)] == [(6, None), (4, None),
                                                                        (3, None)]
+    # L1 has two tilings: 'tiled:2' is the DFT plan
     assert plan_choice.make_plan('tiled:2', np, np.float32, 16, 3, 96, 128, 128, 11, 11, 1, 1,
-                                 0, 0).kind == 'dft'   # L1 has two tilings: 'tiled:2' is the DFT plan
+                                 0, 0).kind == 'dft'
 
 
 def test_autotune_keeps_the_fastest_plan_per_geometry(rng, monkeypatch):
