@@ -242,9 +242,12 @@ def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch):
         rounds['torch'] = torch_round(xs[0], fft.weight, gs[0], stride, pad, args.device)
     row.update(measure(rounds, args.repeat, args.warmup, ops,
                        IDLE_GAP if args.device == 'cpu' else 0))
-    N = fft.fft_sizes(xs[0])[0]
+    plan = fft.plan(xs[0])
+    N = plan.NH
     row['fft_size'] = N
-    row['fft_plan'] = fft.plan(xs[0]).kind
+    row['fft_plan'] = plan.kind
+    # a tiled plan's window, and how many of them cover a map
+    row['fft_window'], row['fft_tiles'] = [plan.NH, plan.NW], plan.ah.tiles * plan.aw.tiles
     row['fft_bytes'] = fft.fft_nbytes()
     row['paper_memory_bytes'] = paper_memory(S, f, fo, n + 2 * pad)
     direct_flops, fft_flops = flops(S, f, fo, n + 2 * pad, k, N)
@@ -258,8 +261,8 @@ def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch):
 
 
 def print_table(rows, ops, impls):
-    head = (f'{"layer":6s} {"S":>4s} {"f":>4s} {"fo":>4s} {"n":>4s} {"k":>3s} {"N":>4s} '
-            f'{"plan":>5s}')
+    head = (f'{"layer":6s} {"S":>4s} {"f":>4s} {"fo":>4s} {"n":>4s} {"k":>3s} {"window":>7s} '
+            f'{"tiles":>5s} {"plan":>5s}')
     for impl in impls:
         head += ''.join(f' {impl[:3] + ":" + SHORT[op]:>11s}' for op in ops)
         head += f' {impl[:3] + ":sum":>11s}'
@@ -270,7 +273,8 @@ def print_table(rows, ops, impls):
     print(head)
     for r in rows:
         line = (f'{r["label"]:6s} {r["S"]:4d} {r["f"]:4d} {r["f_out"]:4d} {r["n"]:4d} '
-                f'{r["k"]:3d} {r["fft_size"]:4d} {r["fft_plan"]:>5s}')
+                f'{r["k"]:3d} {"x".join(map(str, r["fft_window"])):>7s} {r["fft_tiles"]:5d} '
+                f'{r["fft_plan"]:>5s}')
         for impl in impls:
             line += ''.join(f' {r[impl][op] * 1e3:11.1f}' for op in ops)
             line += f' {r[impl]["total"] * 1e3:11.1f}'

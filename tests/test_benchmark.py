@@ -16,6 +16,7 @@ def test_quick_suite_writes_json_and_plot(tmp_path):
                        timeout=300)
     assert r.returncode == 0, r.stderr
     assert 'fft:fwd' in r.stdout and 'dir:sum' in r.stdout and 'acc products' in r.stdout
+    assert ' window tiles  plan' in r.stdout
     result = json.loads(out.read_text())
     assert result['suite'] == 'quick' and len(result['rows']) == 3
     for row in result['rows']:
@@ -28,6 +29,8 @@ def test_quick_suite_writes_json_and_plot(tmp_path):
             assert all(v > 0 for v in row[impl].values())
         # autotuned: any plan may win where timings are close
         assert row['fft_plan'] in ('dft', 'fft', 'tiled') and row['fft_bytes'] > 0
+        assert row['fft_window'][0] == row['fft_size'] and min(row['fft_window']) > 0
+        assert row['fft_tiles'] >= 1 and (row['fft_tiles'] > 1) == (row['fft_plan'] == 'tiled')
         assert row['flops_direct'] > 0 and row['paper_memory_bytes'] > 0
         assert row['gemm_frequencies'] > 0
         assert set(row['gemm_gflops']) == {'sgemm', 'updateOutput', 'updateGradInput',
