@@ -19,11 +19,12 @@ class ModelFileError(ValueError):
 def _failed(path, error, doing):
     """``error``, raised by the model file at ``path`` while ``doing``, as a ModelFileError
     naming the deepest line of that file it passed through."""
-    line = error.lineno if (isinstance(error, SyntaxError)
-                            and error.filename == path) else None
+    def here(filename):
+        return filename is not None and os.path.abspath(filename) == os.path.abspath(path)
+    line = error.lineno if isinstance(error, SyntaxError) and here(error.filename) else None
     tb = error.__traceback__
     while tb is not None:
-        if os.path.abspath(tb.tb_frame.f_code.co_filename) == os.path.abspath(path):
+        if here(tb.tb_frame.f_code.co_filename):
             line = tb.tb_lineno
         tb = tb.tb_next
     detail = error.msg if isinstance(error, SyntaxError) else str(error)

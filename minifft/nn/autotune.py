@@ -54,9 +54,9 @@ def fastest(xp, dtype, geometry, rounds=3):
     """The fastest strategy for ``geometry`` among 'dft', 'fft' and (stride 1) the tilings
     modelled cheapest ('tiled', 'tiled:1', ...: plan_choice.tilings), each timed over a
     whole training step (three spectra, three products) on random maps; measured once per
-    process. After a warm-up step each, the
-    candidates take turns for ``rounds`` rounds and each keeps its best time, so that a
-    machine whose speed drifts does not favour whichever ran in a fast spell."""
+    process. After a warm-up step each, the candidates take turns for ``rounds`` rounds and
+    each keeps its best time, so that a machine whose speed drifts does not favour whichever
+    ran in a fast spell."""
     key = (xp.__name__, np.dtype(dtype).str, tuple(geometry))
     if key not in _tuned:
         S, f, g, H, W, kH, kW, dH, dW, pH, pW = geometry
