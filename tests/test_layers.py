@@ -384,6 +384,28 @@ def test_each_nested_calls_errors_and_forked_children():
         parallel.set_threads(previous)
 
 
+def test_team_helpers_keep_off_the_callers_cpu():
+    """The helpers may run on every CPU they could when made but the one their caller runs
+    on, and follow the caller when it moves."""
+    import os
+    from minifft import parallel
+    cpus = os.sched_getaffinity(0) if hasattr(os, 'sched_setaffinity') else set()
+    if len(cpus) < 2 or parallel.current_cpu() is None:
+        pytest.skip('needs two CPUs and sched_getcpu (Linux)')
+    previous = parallel.set_threads(3)
+    try:
+        parallel.each(lambda i: i, range(3))
+        team = parallel._state['team']
+        for cpu in sorted(cpus)[:2]:
+            os.sched_setaffinity(0, {cpu})   # the calling thread alone, on Linux
+            assert parallel.each(lambda i: i, range(3)) == [0, 1, 2]
+            for t in team._threads:
+                assert os.sched_getaffinity(t.native_id) == cpus - {cpu}
+    finally:
+        os.sched_setaffinity(0, cpus)
+        parallel.set_threads(previous)
+
+
 def test_each_limits_blas_threads_meanwhile():
     """With ``blas`` the BLAS runs one thread per call while the items run, and has its own
     thread count back afterwards, an error included, and with two threads inside at once."""

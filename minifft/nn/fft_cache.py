@@ -22,7 +22,7 @@ far cheaper than the transform it guards.
 """
 import numpy as np
 
-from .. import backend
+from .. import backend, parallel
 
 _ROW = 1024
 _PROJECTION = {}
@@ -41,7 +41,11 @@ def fingerprint(a):
     flat = xp.ascontiguousarray(a).reshape(-1)
     w = _projection(xp, a.dtype)
     rows = flat.size // _ROW
-    head = flat[:rows * _ROW].reshape(rows, _ROW) @ w
+    head = xp.empty(rows, a.dtype)
+    lines = flat[:rows * _ROW].reshape(rows, _ROW)
+    # the team's threads, so that no BLAS thread of its own is woken (see conv_fft.py)
+    parts = parallel.split(rows, parallel.threads() if xp is np else 1)
+    parallel.each(lambda s: xp.matmul(lines[s], w, out=head[s]), parts, blas=True)
     tail = flat[rows * _ROW:] @ w[:flat.size - rows * _ROW]
     return xp.concatenate([head, tail.reshape(1)])
 
