@@ -25,6 +25,7 @@ import numpy as np
 from .. import backend, parallel
 
 _ROW = 1024
+_SHARED_BYTES = 16 << 20
 _PROJECTION = {}
 
 
@@ -43,8 +44,10 @@ def fingerprint(a):
     rows = flat.size // _ROW
     head = xp.empty(rows, a.dtype)
     lines = flat[:rows * _ROW].reshape(rows, _ROW)
-    # the team's threads, so that no BLAS thread of its own is woken (see conv_fft.py)
-    parts = parallel.split(rows, parallel.threads() if xp is np else 1)
+    # large arrays on the team's threads (a BLAS thread of its own is not woken, see
+    # conv_fft.py); below _SHARED_BYTES waking the team costs more than it saves
+    parts = parallel.split(rows, parallel.threads() if xp is np and a.nbytes >= _SHARED_BYTES
+                           else 1)
     parallel.each(lambda s: xp.matmul(lines[s], w, out=head[s]), parts, blas=True)
     tail = flat[rows * _ROW:] @ w[:flat.size - rows * _ROW]
     return xp.concatenate([head, tail.reshape(1)])

@@ -31,9 +31,9 @@ Three plans:
   more maps to the products (the GEMMs' batch side grows, the frequencies shrink), and the
   tiling is folded into the transforms' matrices, like the padding: no tile is ever copied.
 
-The DFT plan's transforms follow one pattern per chunk of maps: the pixels' rows put row
-index first (whole rows move), along W, along H, and each frequency's maps copied to their
-place in the frequency-major spectrum; the read-back is the same in reverse (the FFT plan
+The DFT plan's transforms follow one pattern per chunk of maps: along W with the rows of
+all maps taken row index first, along H, and each frequency's maps copied to their place in
+the frequency-major spectrum; the read-back is the same in reverse (the FFT plan
 transposes each chunk of maps after its 2-D FFT). ``plan_choice.make_plan`` picks a plan by
 rule, or, with autotuning on, by timing the candidates once per geometry (autotune.py).
 """
@@ -162,13 +162,14 @@ class DFTPlan:
 
     def _forward(self, a, kind, spare):
         """Spectrum ``(F, T*B1, B2)`` of real maps ``a`` ``(B1, B2, Lh, Lw)`` (T: the tiles
-        of each map, 1 without tiles), chunk of maps by chunk: the chunk's rows of pixels put
-        row-index first (whole rows move, a cheap copy), along W (one real GEMM whose output is
+        of each map, 1 without tiles), chunk of maps by chunk: along W, row index first (one
+        real GEMM per row index over that row of every map, in place, whose output is
         interleaved complex and already has the maps between the rows and the frequencies),
-        along H, and each frequency's maps copied to their place in the spectrum. (Transposing
-        the complex half-transformed maps instead, element by element, made convnet L1's
-        gradOutput spectrum 1.6x slower.) Written into ``spare`` (a stale spectrum) where it
-        fits."""
+        along H, and each frequency's maps copied to their place in the spectrum. (Copying the
+        rows row-index first, then one GEMM, took 2-10x as long on convnet L4 and L5: L5's
+        input on one core 2.2 -> 0.2 ms; transposing the complex half-transformed maps
+        instead, element by element, made L1's gradOutput spectrum 1.6x slower.) Written
+        into ``spare`` (a stale spectrum) where it fits."""
         xp, NH, Q, th, tw = self.xp, self.NH, self.aw.Q, self.ah.tiles, self.aw.tiles
         B1, B2, Lh, Lw = a.shape
         maps = a.reshape(B1 * B2, Lh, Lw)
@@ -176,9 +177,8 @@ class DFTPlan:
         grid = spec.reshape(NH, Q, th, tw, -1)
 
         def chunk(c):
-            rows = xp.ascontiguousarray(maps[c].transpose(1, 0, 2))         # (Lh, m, Lw)
-            t = (rows.reshape(-1, Lw) @ self.fwd_w[kind]).view(self.cplx)   # (Lh, m, tw Q)
-            z = self.fwd_h[kind](t.reshape(Lh, -1))                          # (th NH, m tw Q)
+            t = xp.matmul(maps[c].transpose(1, 0, 2), self.fwd_w[kind])     # (Lh, m, tw 2Q)
+            z = self.fwd_h[kind](t.view(self.cplx).reshape(Lh, -1))          # (th NH, m tw Q)
             grid[..., c] = z.reshape(th, NH, -1, tw, Q).transpose(1, 4, 0, 3, 2)
         self._each(chunk, self._map_chunks(B1 * B2, Lh * tw))
         return spec.reshape(len(spec), th * tw * B1, B2)
@@ -202,14 +202,13 @@ class DFTPlan:
         per_map = None if bias is None or transposed else self.xp.tile(bias, S).reshape(-1, 1, 1)
 
         def chunk(c):
-            r = self._inverse_maps(z, c, kind, transposed)                   # (Rh, m, Rw)
-            if transposed:
+            if transposed:   # maps (planes c, S) row-index first
                 dst = out[:, c]
-                dst[...] = r.reshape(Rh, -1, S, Rw).transpose(2, 1, 0, 3)
+                self._read_back(z, c, kind, True, dst.transpose(2, 1, 0, 3))
                 if bias is not None:
                     dst += bias[c].reshape(1, -1, 1, 1)
             else:
-                flat[c] = r.transpose(1, 0, 2)
+                self._read_back(z, c, kind, False, flat[c].transpose(1, 0, 2))
                 if per_map is not None:
                     flat[c] += per_map[c]
         self._each(chunk, chunks)
@@ -230,20 +229,29 @@ class DFTPlan:
     def _read_shape(self, kind):
         return self.inv_h[kind].L, self.inv_w[kind].shape[1]
 
-    def _inverse_maps(self, z, c, kind, transposed):
-        """Maps of a spectrum ``z`` (see ``_inverse``) read back, row index first, ``(Rh, m,
-        Rw)``: the maps ``c`` (planes ``c``, each with all its S maps, when ``transposed``),
-        each frequency's maps gathered with all their tiles, along H, along W (a real GEMM
-        from interleaved complex), the reverse of ``_forward``."""
+    def _read_back(self, z, c, kind, transposed, out):
+        """Maps of a spectrum ``z`` (see ``_inverse``) read back into ``out``, a view of the
+        result, row index first: ``(Rh, m, Rw)``, the maps ``c``, or when ``transposed``
+        ``(Rh, planes, S, Rw)``, the planes ``c`` with all their S maps. Each frequency's maps
+        gathered with all their tiles, along H, then along W (a real GEMM from interleaved
+        complex), the reverse of ``_forward``. Rows up to ``_SHORT_ROW_BYTES`` long are
+        written by that GEMM straight to their places, a GEMM per row index (into a buffer
+        first, then moved, took 2.5-3x as long on one core for convnet L4's and L5's maps);
+        longer ones so measured slower in a training step (L3's input gradient, rows of 32,
+        1.1x; L1's output 1.05x), and the GEMM per row index would have only S rows where
+        ``transposed``."""
         xp, NH, Q, th, tw = self.xp, self.NH, self.aw.Q, self.ah.tiles, self.aw.tiles
-        Rh, Rw = self._read_shape(kind)
+        Rh = self._read_shape(kind)[0]
         if transposed:   # (NH, Q, P, th, tw, S) -> (th, NH, planes c, S, tw, Q)
             part = z.reshape(NH, Q, z.shape[1], th, tw, -1)[:, :, c].transpose(3, 0, 2, 5, 4, 1)
         else:            # (NH, Q, th, tw, S*P) -> (th, NH, maps c, tw, Q)
             part = z.reshape(NH, Q, th, tw, -1)[..., c].transpose(2, 0, 4, 3, 1)
         part = xp.ascontiguousarray(part)
         u = self.inv_h[kind](part.reshape(th * NH, -1)).view(self.real)     # (Rh, m tw 2Q)
-        return (u.reshape(-1, tw * 2 * Q) @ self.inv_w[kind]).reshape(Rh, -1, Rw)
+        if transposed or out.shape[-1] * out.itemsize > _SHORT_ROW_BYTES:
+            out[...] = (u.reshape(-1, tw * 2 * Q) @ self.inv_w[kind]).reshape(out.shape)
+        else:
+            xp.matmul(u.reshape(Rh, -1, tw * 2 * Q), self.inv_w[kind], out=out)
 
     def _grid(self, a):
         """A frequency-major ``(F, a, b)`` array as ``(NH, Q, a, b)``."""
@@ -415,6 +423,7 @@ _FEW_PLANES = 8   # input planes up to which the weight gradient's products are 
 # measured 0.87x the GEMMs' time, f = 8 1.2x)
 _MATVEC_PLANES = 4
 _matvec = getattr(np, 'matvec', None)  # NumPy 2.2 and later
+_SHORT_ROW_BYTES = 64
 _CHUNK_BYTES = 4 << 20  # measured on convnet L1's gradOutput: 1 MiB 169 ms, 4 MiB 136, whole 179
 
 
@@ -468,11 +477,11 @@ class FFTPlan(DFTPlan):
         rows, cols = self.read[kind]
         return len(range(self.NH)[rows]), len(range(self.NW)[cols])
 
-    def _inverse_maps(self, z, c, kind, transposed):
+    def _read_back(self, z, c, kind, transposed, out):
         rows, cols = self.read[kind]
         if transposed:  # planes c, each with its S maps (no tiles here)
             c = slice(c.start * z.shape[2], c.stop * z.shape[2])
         part = dft.transpose(z.reshape(len(z), -1)[:, c]).reshape(-1, self.NH, self.aw.Q)
         maps = self.fft.irfftn(part, s=(self.NH, self.NW), axes=(1, 2),
                                workers=self._workers())[:, rows, cols]
-        return maps.transpose(1, 0, 2)
+        out[...] = maps.transpose(1, 0, 2).reshape(out.shape)
