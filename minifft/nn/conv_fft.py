@@ -136,9 +136,8 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
         plan = self.plan(x)
         X = self._input_spectrum(x, plan)
         D = self._grad_output_spectrum(g, plan)
-        gw = plan.grad_weight(D, X)
+        plan.grad_weight(D, X, acc=self.gradWeight, scale=scale)
         self.fft_cache.count_inverse('gradWeight')
-        self.gradWeight += scale * gw
         if self.bias is not None:
             # gradOutput's sum over samples and pixels is its spectrum's DC term, at hand:
             # no pass over gradOutput

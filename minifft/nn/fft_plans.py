@@ -360,13 +360,15 @@ class DFTPlan:
         n = 4 * parallel.threads() if self.xp is np and result.nbytes > _BLOCK_BYTES else 1
         self._each(fn, parallel.split(F, n))
 
-    def grad_weight(self, D, X):
-        """The weight gradient's spectrum is made and inverse-transformed along H block of
-        columns by block: only its kH rows of taps are ever held whole. Then along W block
-        of kernel pairs by block, on all cores, each block's taps put in the weight's layout
-        while in cache. (Along W in one GEMM on one core, then moved in one strided copy, the
-        two took as long as the products on convnet L4: the weight gradient 0.74-0.80x the
-        time without them on L3 and L4, 0.91x on L2, 0.96-0.98x on L5.)"""
+    def grad_weight(self, D, X, acc=None, scale=1):
+        """The weight gradient ``(f', f, kH, kW)``, or with ``acc`` that array plus ``scale``
+        times it (Torch's accumulation), returned. Its spectrum is made and inverse-
+        transformed along H block of columns by block: only its kH rows of taps are ever held
+        whole. Then along W block of planes by block, on all cores, each block's taps put in
+        the weight's layout (and accumulated) while in cache. (Along W in one GEMM on one
+        core, then moved in one strided copy, the two took as long as the products on convnet
+        L4: the weight gradient 0.74-0.80x the time without them on L3 and L4, 0.91x on L2,
+        0.96-0.98x on L5.)"""
         xp = self.xp
         a, b = self._weight_operands(D, X)
         kH, Q, kW = self.taps_h.shape[0], self.aw.Q, self.taps_w.shape[0]
@@ -377,14 +379,20 @@ class DFTPlan:
             V = self._weight_products(a, b, cols)
             xp.matmul(self.taps_h, V.reshape(self.NH, -1), out=U[:, cols].reshape(kH, -1))
         self._each(block, self._weight_blocks(a, b))
-        taps = xp.empty((A * B, kH, kW), self.real)
+        out = xp.empty((b.shape[2], A, kH, kW) if a is X else (A, B, kH, kW),
+                       self.real) if acc is None else acc
+        by_a = out.transpose(1, 0, 2, 3) if a is X else out     # (A, B, kH, kW)
 
-        def finish(pairs):
+        def finish(planes):   # a's planes, with all of b's
+            pairs = slice(planes.start * B, planes.stop * B)
             r = U[:, :, pairs].transpose(0, 2, 1) @ self.taps_w.T     # (kH, pairs, kW)
-            taps[pairs] = r.real.transpose(1, 0, 2)
-        self._each(finish, parallel.split(A * B, self._blocks(taps.size * self.cplx.itemsize)))
-        taps = taps.reshape(A, B, kH, kW)
-        return xp.ascontiguousarray(taps.transpose(1, 0, 2, 3)) if a is X else taps
+            taps = r.real.transpose(1, 0, 2).reshape(-1, B, kH, kW)
+            if acc is None:
+                by_a[planes] = taps
+            else:
+                by_a[planes] += taps if scale == 1 else scale * taps
+        self._each(finish, parallel.split(A, self._blocks(kH * kW * A * B * self.cplx.itemsize)))
+        return out
 
     def grad_weight_products(self, D, X):
         """The weight gradient's whole spectrum, ``D^T @ X`` ``(F, f', f)``, or its transpose
