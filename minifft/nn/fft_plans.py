@@ -277,7 +277,8 @@ class DFTPlan:
         K = self._into(spare, (F, g, f))
         pairs = w.reshape(g * f, kH * kW)
         spectrum, grid = K.reshape(F, -1), K.reshape(self.NH, self.aw.Q, -1)
-        blocks = parallel.split(g * f, self._blocks(pairs.size * self.cplx.itemsize))
+        blocks = parallel.split(g * f, self._blocks(pairs.size * self.cplx.itemsize,
+                                                    _KERNEL_BLOCK_BYTES))
 
         def block(s):
             taps = xp.ascontiguousarray(pairs[s].reshape(-1, kH, kW).transpose(1, 2, 0),
@@ -342,12 +343,12 @@ class DFTPlan:
         self._products(lambda s: xp.matmul(D[s], K[s], out=G[s]), G)
         return G, False
 
-    def _blocks(self, nbytes):
-        """How many blocks to cut work on ``nbytes`` of data into: one below
-        ``_BLOCK_BYTES`` or on a GPU, else about that much each, as many as a multiple of the
-        threads. (Convnet L1's 288 kernel pairs in two blocks measured 1.9-2.1 -> 3.6-4.4 ms:
-        each block's rows of the spectrum too short.)"""
-        n = -(-nbytes // _BLOCK_BYTES) if self.xp is np else 1
+    def _blocks(self, nbytes, size=None):
+        """How many blocks to cut work on ``nbytes`` of data into: one below ``size``
+        (``_BLOCK_BYTES``) or on a GPU, else about that much each, as many as a multiple of
+        the threads. (Convnet L1's 288 kernel pairs in two blocks measured 1.9-2.1 -> 3.6-4.4
+        ms: each block's rows of the spectrum too short.)"""
+        n = -(-nbytes // (size or _BLOCK_BYTES)) if self.xp is np else 1
         return n if n == 1 else -(-n // parallel.threads()) * parallel.threads()
 
     def _products(self, fn, result):
@@ -444,6 +445,9 @@ class DFTPlan:
 
 
 _BLOCK_BYTES = 1 << 20
+# the kernel spectrum's blocks, by their taps as complex numbers: 512 KB measured 0.93-0.95x
+# the time of 1 MB on convnet L3 (L2, L4, L5 within the noise)
+_KERNEL_BLOCK_BYTES = 1 << 19
 _SPLIT_ROWS = 128   # rows of the weight gradient's products a thread's share keeps at least
 _FEW_PLANES = 8   # input planes up to which the weight gradient's products are taken as X^T D
 # input planes up to which the input gradient's products are matrix-vector products (f = 6
