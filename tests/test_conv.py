@@ -468,13 +468,16 @@ def test_autotune_keeps_the_fastest_plan_per_geometry(rng, monkeypatch):
 @pytest.mark.parametrize('strategy', ['dft', 'fft'])
 def test_plans_in_blocks_and_chunks_of_one(strategy, case, threads, rng, monkeypatch, device):
     """Large layers go through the DFT and FFT plans in chunks of maps and blocks of
-    frequency columns, shared among threads on the CPU; at one map and one column each,
-    every slicing of the plan is used, and the results are still the naive loop's, on one
-    thread or several."""
+    frequency columns, shared among threads on the CPU; at one map and one column each
+    (columns cut in slices of rows too where they cannot be shared evenly, and twin columns
+    multiplied in half their rows), every slicing of the plan is used, and the results are
+    still the naive loop's, on one thread or several."""
     from minifft import parallel
     from minifft.nn import fft_plans
     monkeypatch.setattr(fft_plans, '_BLOCK_BYTES', 1)
+    monkeypatch.setattr(fft_plans, '_KERNEL_BLOCK_BYTES', 1)
     monkeypatch.setattr(fft_plans, '_CHUNK_BYTES', 1)
+    monkeypatch.setattr(fft_plans, '_SPLIT_ROWS', 1)
     previous = parallel.set_threads(threads)
     try:
         layer, x = make(fft_with(strategy), case, np.float64, device, rng=rng)

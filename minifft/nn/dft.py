@@ -79,6 +79,27 @@ def line_cost(N):
     return N if N2 is None else N // N2 + N2
 
 
+def conjugate_twins(NH, NW):
+    """The frequencies of a real map's NH x NW spectrum, as the plans keep it (the half
+    ``(NH, NW//2 + 1)``, frequency-major: ``u * Q + q``), that are the complex conjugates of
+    others kept too: in the columns whose own twin is themselves (q = 0, and q = NW/2 for
+    even NW) row u and row NH - u are twins. Returns ``(twins, originals)``, index arrays,
+    the twins the rows past NH/2."""
+    Q = NW // 2 + 1
+    columns = [0] + ([Q - 1] if NW % 2 == 0 and Q > 1 else [])
+    rows = np.arange(NH // 2 + 1, NH)
+    twins = np.array([u * Q + q for q in columns for u in rows], dtype=np.intp)
+    originals = np.array([(NH - u) * Q + q for q in columns for u in rows], dtype=np.intp)
+    return twins, originals
+
+
+def runs(indices):
+    """Sorted indices as the slices of their runs of consecutive values."""
+    cuts = np.flatnonzero(np.diff(indices) != 1) + 1
+    return [slice(int(r[0]), int(r[-1]) + 1) for r in np.split(np.asarray(indices), cuts)
+            if len(r)]
+
+
 def span(positions):
     """Evenly spaced indices (rising or falling) as a slice, so that selecting them is a view:
     every placement and read-back of the plans is linear in the index, and so are the rows of

@@ -106,6 +106,13 @@ class DFTPlan:
             self.kernel_2d = xp.asarray(k2d, self.cplx)
         self._map_transforms()
         self._work = None
+        # on a CPU the products skip the frequencies that are their twins' conjugates
+        self.twins, originals = dft.conjugate_twins(self.NH, self.NW)
+        if xp is not np:
+            self.twins = self.twins[:0]
+        self._originals = originals[:len(self.twins)]
+        self._kept = np.setdiff1d(np.arange(self.NH * self.aw.Q), self.twins)
+        self._twin_columns = sorted({int(t) % self.aw.Q for t in self.twins})
 
     def _map_transforms(self):
         """The matrices that move maps in and out: along W real GEMMs whose output is
@@ -352,14 +359,18 @@ class DFTPlan:
         return n if n == 1 else -(-n // parallel.threads()) * parallel.threads()
 
     def _products(self, fn, result):
-        """``fn(frequencies)`` over all frequencies, in blocks shared among the threads
-        (``_each``): one small product per frequency, too small to split among cores well
-        (convnet L1's, 16 x 3 by 3 x 96, ran at 8 GFLOP/s: 31 -> 16 ms in two blocks on two
-        cores).
-        A small ``result`` is made in one block, on the calling thread."""
-        F = self.NH * self.aw.Q
+        """``fn(frequencies)`` (a slice of them) over all frequencies of ``result``, in blocks
+        shared among the threads (``_each``): one small product per frequency, too small to
+        split among cores well (convnet L1's, 16 x 3 by 3 x 96, ran at 8 GFLOP/s: 31 -> 16 ms
+        in two blocks on two cores). A small ``result`` is made in one block, on the calling
+        thread. The frequencies that are conjugate twins of others (``dft.conjugate_twins``;
+        on a CPU) are copied from them, conjugated, rather than multiplied: 7 of convnet L4's
+        96 at batch 16, 2 of L5's 42."""
         n = 4 * parallel.threads() if self.xp is np and result.nbytes > _BLOCK_BYTES else 1
-        self._each(fn, parallel.split(F, n))
+        blocks = [dft.runs(self._kept[c]) for c in parallel.split(len(self._kept), n)]
+        self._each(lambda runs: [fn(s) for s in runs], blocks)
+        if len(self.twins):
+            result[self.twins] = result[self._originals].conj()
 
     def grad_weight(self, D, X, acc=None, scale=1):
         """The weight gradient ``(f', f, kH, kW)``, or with ``acc`` that array plus ``scale``
@@ -439,9 +450,18 @@ class DFTPlan:
 
     def _weight_products(self, a, b, cols, rows):
         """``a^T @ b`` at the frequency columns ``cols``, its rows ``rows``: ``(NH, Q',
-        rows, columns)``."""
-        return self.xp.matmul(self._grid(a)[:, cols, :, rows].transpose(0, 1, 3, 2),
-                              self._grid(b)[:, cols])
+        rows, columns)``. A block of one column whose rows are conjugate twins (see
+        ``_products``) is multiplied in its first NH/2 + 1 rows, the others copied from
+        them, conjugated."""
+        xp, NH = self.xp, self.NH
+        at, b = self._grid(a)[:, cols, :, rows].transpose(0, 1, 3, 2), self._grid(b)[:, cols]
+        if cols.stop - cols.start != 1 or cols.start not in self._twin_columns:
+            return xp.matmul(at, b)
+        half = NH // 2 + 1
+        V = xp.empty(at.shape[:3] + b.shape[3:], at.dtype)
+        xp.matmul(at[:half], b[:half], out=V[:half])
+        V[half:] = V[1:(NH + 1) // 2][::-1].conj()
+        return V
 
 
 _BLOCK_BYTES = 1 << 20
