@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from minifft import backend, cli, nn, parallel  # noqa: E402
 from minifft.atomic import atomic_path, check_writable  # noqa: E402
+from minifft.nn.fft_plans import own_threads  # noqa: E402
 
 OPS = ('updateOutput', 'updateGradInput', 'accGradParameters')
 SHORT = {'updateOutput': 'fwd', 'updateGradInput': 'gin', 'accGradParameters': 'acc'}
@@ -182,21 +183,29 @@ def gemm_gflops(layer, x, g, repeat):
     """GFLOP/s of the layer's per-frequency products alone, on its own spectra, run by its
     plan as in a training step (``output_products`` and the like: blocks of frequencies on
     the cores, in the operand order, or as matrix-vector products, the plan picks), counted as
-    complex GEMMs (8 flops per multiply-add), and of a large single-precision matrix multiply
-    with the BLAS on all cores (2048^2; 8192^2 on a GPU): the machine's practical limit. The
-    two take turns, best of ``repeat`` each, as the machine's speed drifts."""
+    complex GEMMs (8 flops per multiply-add) over the frequencies the plan multiplies (not
+    the conjugate twins it copies: ``plan.kept``), and of a large single-precision matrix
+    multiply with the BLAS on all cores (2048^2; 8192^2 on a GPU): the machine's practical
+    limit. The two take turns, best of ``repeat`` each, as the machine's speed drifts."""
     xp = backend.get_array_module(x)
     plan = layer.plan(x)
-    X, K = plan.input_spectrum(x), plan.kernel_spectrum(layer.weight)
-    D = plan.grad_output_spectrum(g)
+    with own_threads(xp):
+        X, K = plan.input_spectrum(x), plan.kernel_spectrum(layer.weight)
+        D = plan.grad_output_spectrum(g)
     F, S, f, fo = X.shape[0], X.shape[1], X.shape[2], K.shape[1]
-    products = 8 * F * S * f * fo  # each of the three, as complex GEMMs
+    products = 8 * len(plan.kept) * S * f * fo  # each of the three, as complex GEMMs
     n = 2048 if xp is np else 8192
     a = xp.ones((n, n), np.float32)
+
+    def as_in_a_step(product, *operands):
+        def run():
+            with own_threads(xp):
+                product(*operands)
+        return run
     runs = {'sgemm': (lambda: a @ a, 2 * n ** 3),
-            'updateOutput': (lambda: plan.output_products(X, K), products),
-            'updateGradInput': (lambda: plan.grad_input_products(D, K), products),
-            'accGradParameters': (lambda: plan.grad_weight_products(D, X), products)}
+            'updateOutput': (as_in_a_step(plan.output_products, X, K), products),
+            'updateGradInput': (as_in_a_step(plan.grad_input_products, D, K), products),
+            'accGradParameters': (as_in_a_step(plan.grad_weight_products, D, X), products)}
     best = {name: float('inf') for name in runs}
     for i in range(repeat + 1):
         for name, (run, _) in runs.items():

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import backend
 from . import plan_choice  # a cycle: make_plan asks this module; used at call time
+from .fft_plans import own_threads
 
 _state = {'enabled': False}
 _tuned = {}    # (array module, dtype, geometry) -> {strategy: seconds}, the fastest first
@@ -93,7 +94,8 @@ def fastest(xp, dtype, geometry, rounds=3):
 def _time_step(plan, x, w, go):
     backend.synchronize()
     start = time.perf_counter()
-    X, K, D = plan.input_spectrum(x), plan.kernel_spectrum(w), plan.grad_output_spectrum(go)
-    plan.output(X, K), plan.grad_input(D, K), plan.grad_weight(D, X)
+    with own_threads(plan.xp):  # as the layer runs them
+        X, K, D = plan.input_spectrum(x), plan.kernel_spectrum(w), plan.grad_output_spectrum(go)
+        plan.output(X, K), plan.grad_input(D, K), plan.grad_weight(D, X)
     backend.synchronize()
     return time.perf_counter() - start

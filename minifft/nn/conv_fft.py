@@ -30,11 +30,10 @@ tile, ``8 * NH * (NW//2 + 1) * (T*S*f + f*f' + T*S*f')`` with T tiles of NH x NW
 larger map spectra and a smaller kernel spectrum than one window's (convnet L5 at batch 16,
 two tiles of 8 x 13 a map: 5.5 MB for each of X and D and 66 for K, against 4.5 and 107).
 """
-import contextlib
-
 from .. import backend
 from .conv import _SpatialConvolutionBase
 from .fft_cache import FFTCache
+from .fft_plans import own_threads
 from .plan_choice import STRATEGIES, make_plan
 from .module import as_image_batch
 
@@ -88,27 +87,16 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
         return self.fft_cache.get('gradOutput', g, plan.meta, plan.grad_output_spectrum, fresh)
 
     # -- the three operations -------------------------------------------------------------
-    @staticmethod
-    def _own_threads(input):
-        """On a CPU, the operations' BLAS calls run on the thread that makes them, all of
-        them: the plans share their work among the cores through ``parallel.each``, whose
-        helpers keep off the caller's CPU. OpenBLAS's own workers do not, and after the
-        process slept Linux wakes them on the caller's CPU, where they spin after every call:
-        convnet L4's step at batch 16 after 0.25 s asleep measured 32-34 ms with them, 22-27
-        without (22 when the process had not slept)."""
-        return (contextlib.nullcontext() if backend.is_gpu_array(input)
-                else backend.single_threaded_blas())
-
     def updateOutput(self, input):
-        with self._own_threads(input):
+        with own_threads(backend.get_array_module(input)):
             return self._update_output(input)
 
     def updateGradInput(self, input, gradOutput):
-        with self._own_threads(input):
+        with own_threads(backend.get_array_module(input)):
             return self._update_grad_input(input, gradOutput)
 
     def accGradParameters(self, input, gradOutput, scale=1):
-        with self._own_threads(input):
+        with own_threads(backend.get_array_module(input)):
             self._acc_grad_parameters(input, gradOutput, scale)
 
     def _update_output(self, input):

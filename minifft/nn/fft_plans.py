@@ -37,10 +37,22 @@ the frequency-major spectrum; the read-back is the same in reverse (the FFT plan
 transposes each chunk of maps after its 2-D FFT). ``plan_choice.make_plan`` picks a plan by
 rule, or, with autotuning on, by timing the candidates once per geometry (autotune.py).
 """
+import contextlib
+
 import numpy as np
 
 from .. import backend, parallel
 from . import dft
+
+
+def own_threads(xp):
+    """The scope the plans' work runs in (the layer's operations, autotuning's timings): on a
+    CPU, every BLAS call on the thread that makes it, the plans sharing their work among the
+    cores through ``parallel.each``, whose helpers keep off the caller's CPU. OpenBLAS's own
+    workers do not, and after the process slept Linux wakes them on the caller's CPU, where
+    they spin after every call: convnet L4's step at batch 16 after 0.25 s asleep measured
+    32-34 ms with them, 22-27 without (22 when the process had not slept)."""
+    return backend.single_threaded_blas() if xp is np else contextlib.nullcontext()
 
 
 class Axis:
@@ -111,7 +123,7 @@ class DFTPlan:
         if xp is not np:
             self.twins = self.twins[:0]
         self._originals = originals[:len(self.twins)]
-        self._kept = np.setdiff1d(np.arange(self.NH * self.aw.Q), self.twins)
+        self.kept = np.setdiff1d(np.arange(self.NH * self.aw.Q), self.twins)  # multiplied
         self._twin_columns = sorted({int(t) % self.aw.Q for t in self.twins})
 
     def _map_transforms(self):
@@ -367,7 +379,7 @@ class DFTPlan:
         on a CPU) are copied from them, conjugated, rather than multiplied: 7 of convnet L4's
         96 at batch 16, 2 of L5's 42."""
         n = 4 * parallel.threads() if self.xp is np and result.nbytes > _BLOCK_BYTES else 1
-        blocks = [dft.runs(self._kept[c]) for c in parallel.split(len(self._kept), n)]
+        blocks = [dft.runs(self.kept[c]) for c in parallel.split(len(self.kept), n)]
         self._each(lambda runs: [fn(s) for s in runs], blocks)
         if len(self.twins):
             result[self.twins] = result[self._originals].conj()
