@@ -125,6 +125,7 @@ class DFTPlan:
         self._originals = originals[:len(self.twins)]
         self.kept = np.setdiff1d(np.arange(self.NH * self.aw.Q), self.twins)  # multiplied
         self._twin_columns = sorted({int(t) % self.aw.Q for t in self.twins})
+        self._product_blocks = {}
 
     def _map_transforms(self):
         """The matrices that move maps in and out: along W real GEMMs whose output is
@@ -379,8 +380,10 @@ class DFTPlan:
         on a CPU) are copied from them, conjugated, rather than multiplied: 7 of convnet L4's
         96 at batch 16, 2 of L5's 42."""
         n = 4 * parallel.threads() if self.xp is np and result.nbytes > _BLOCK_BYTES else 1
-        blocks = [dft.runs(self.kept[c]) for c in parallel.split(len(self.kept), n)]
-        self._each(lambda runs: [fn(s) for s in runs], blocks)
+        if n not in self._product_blocks:   # 70 us to make: once
+            self._product_blocks[n] = [dft.runs(self.kept[c])
+                                       for c in parallel.split(len(self.kept), n)]
+        self._each(lambda runs: [fn(s) for s in runs], self._product_blocks[n])
         if len(self.twins):
             result[self.twins] = result[self._originals].conj()
 
