@@ -18,12 +18,11 @@ has items beyond its own first, and every thread takes the next item until none 
 A ``ThreadPoolExecutor`` cost about 80 microseconds a call here (a future per item, a queue,
 every item handed to another thread), and convnet L4's step makes eight such calls.
 
-The helpers are kept off the calling thread's CPU (``_Team.keep_off``). Linux wakes a thread
-on its waker's CPU when that CPU's recent load is low, as it is after the process slept (a
-training step after data loading, a benchmark round after its pause), and on this VM its
-other CPU is not searched: the helper then shares the caller's CPU for the whole burst of
-calls. Convnet L4's step at batch 16 after 0.25 s asleep took 40-52 ms, against 22-24 after
-0.25 s of busy waiting, its helper on the caller's CPU for most of its items.
+The helpers are kept off the calling thread's CPU (``_Team.keep_off``). Linux may wake a
+thread on its waker's CPU, and on the development VM it did so after the process had slept
+(a training step after data loading, a benchmark round after its pause): the helper then
+shared the caller's CPU for most of the calls that followed. Convnet L4's step at batch 16
+after 0.25 s asleep took 40-52 ms, against 22-24 after 0.25 s of busy waiting.
 """
 import ctypes
 import functools
@@ -179,9 +178,9 @@ class _Team:
         """Let the helpers run on any of their CPUs but ``cpu`` (the caller's), re-set only
         when it changes; left as they are where that would leave them none, or where
         affinities cannot be set."""
-        others = self._cpus - {cpu}
-        if cpu is None or cpu == self._off or not others:
+        if cpu is None or cpu == self._off or not self._cpus - {cpu}:
             return
+        others = self._cpus - {cpu}
         try:
             for t in self._threads:
                 os.sched_setaffinity(t.native_id, others)

@@ -44,8 +44,8 @@ def fingerprint(a):
     rows = flat.size // _ROW
     head = xp.empty(rows, a.dtype)
     lines = flat[:rows * _ROW].reshape(rows, _ROW)
-    # large arrays on the team's threads (a BLAS thread of its own is not woken, see
-    # conv_fft.py); below _SHARED_BYTES waking the team costs more than it saves
+    # large arrays on the team's threads, so that no BLAS thread of its own is woken (see
+    # fft_plans.own_threads); below _SHARED_BYTES waking the team costs more than it saves
     parts = parallel.split(rows, parallel.threads() if xp is np and a.nbytes >= _SHARED_BYTES
                            else 1)
     parallel.each(lambda s: xp.matmul(lines[s], w, out=head[s]), parts, blas=True)

@@ -49,9 +49,10 @@ def own_threads(xp):
     """The scope the plans' work runs in (the layer's operations, autotuning's timings): on a
     CPU, every BLAS call on the thread that makes it, the plans sharing their work among the
     cores through ``parallel.each``, whose helpers keep off the caller's CPU. OpenBLAS's own
-    workers do not, and after the process slept Linux wakes them on the caller's CPU, where
-    they spin after every call: convnet L4's step at batch 16 after 0.25 s asleep measured
-    32-34 ms with them, 22-27 without (22 when the process had not slept)."""
+    workers do not: after the process had slept, Linux woke them on the caller's CPU on the
+    development VM, where they spun after every call. Convnet L4's step at batch 16 after
+    0.25 s asleep measured 32-34 ms with them, 22-27 without (22 when the process had not
+    slept)."""
     return backend.single_threaded_blas() if xp is np else contextlib.nullcontext()
 
 
@@ -469,12 +470,13 @@ class DFTPlan:
         ``_products``) is multiplied in its first NH/2 + 1 rows, the others copied from
         them, conjugated."""
         xp, NH = self.xp, self.NH
-        at, b = self._grid(a)[:, cols, :, rows].transpose(0, 1, 3, 2), self._grid(b)[:, cols]
+        left = self._grid(a)[:, cols, :, rows].transpose(0, 1, 3, 2)
+        right = self._grid(b)[:, cols]
         if cols.stop - cols.start != 1 or cols.start not in self._twin_columns:
-            return xp.matmul(at, b)
+            return xp.matmul(left, right)
         half = NH // 2 + 1
-        V = xp.empty(at.shape[:3] + b.shape[3:], at.dtype)
-        xp.matmul(at[:half], b[:half], out=V[:half])
+        V = xp.empty(left.shape[:3] + right.shape[3:], left.dtype)
+        xp.matmul(left[:half], right[:half], out=V[:half])
         V[half:] = V[1:(NH + 1) // 2][::-1].conj()
         return V
 
@@ -489,7 +491,7 @@ _FEW_PLANES = 8   # input planes up to which the weight gradient's products are 
 # measured 0.87x the GEMMs' time, f = 8 1.2x)
 _MATVEC_PLANES = 4
 _matvec = getattr(np, 'matvec', None)  # NumPy 2.2 and later
-_SHORT_ROW_BYTES = 64
+_SHORT_ROW_BYTES = 64   # rows read back by the GEMM along W in place (see _read_back)
 _CHUNK_BYTES = 4 << 20  # measured on convnet L1's gradOutput: 1 MiB 169 ms, 4 MiB 136, whole 179
 
 
