@@ -285,7 +285,11 @@ def test_conv_bad_input(conv):
         layer.forward(np.zeros((1, 3, 9, 9), np.float64))
     with pytest.raises(ValueError, match='NaN or Inf'):
         layer.forward(np.full((1, 3, 9, 9), np.inf, np.float32))
+    with pytest.raises(TypeError, match='input must be a NumPy or CuPy array, got list'):
+        layer.forward([[[0.0] * 9] * 9] * 3)
     x = np.zeros((2, 3, 9, 9), np.float32)
+    with pytest.raises(TypeError, match='gradOutput must be a NumPy or CuPy array, got NoneType'):
+        layer.updateGradInput(x, None)
     with pytest.raises(TypeError, match='gradOutput is float64 but the parameters are float32'):
         layer.updateGradInput(x, np.zeros((2, 4, 5, 5)))  # no forward yet
     layer.forward(x)

@@ -9,8 +9,8 @@ import numpy as np
 
 from .. import backend
 from .fft_cache import FFTCache
-from .module import (Module, as_image_batch, check_grad_output, check_same_dtype, init_uniform,
-                     whole)
+from .module import (Module, as_image_batch, check_array, check_grad_output, check_same_dtype,
+                     init_uniform, whole)
 
 
 class _SpatialConvolutionBase(Module):
@@ -68,6 +68,7 @@ class _SpatialConvolutionBase(Module):
         """gradOutput as an ``(S, f', oH, oW)`` batch, checked against this input's output."""
         x, oH, oW = self._geometry(input)
         expected = (x.shape[0], self.nOutputPlane, oH, oW)
+        check_array(self, gradOutput, 'gradOutput')
         g = gradOutput[None] if gradOutput.ndim == 3 else gradOutput
         if tuple(g.shape) != expected:
             raise ValueError(f'{self.name()}: gradOutput must have shape {expected[4 - input.ndim:]}'

@@ -199,7 +199,14 @@ def check_float_array(module, a, what, finite=True):
         raise ValueError(f'{module.name()}: {what} contains NaN or Inf')
 
 
+def check_array(module, a, what='input'):
+    if not backend.is_array(a):   # a list or None failed on its missing .ndim otherwise
+        raise TypeError(f'{module.name()}: {what} must be a NumPy or CuPy array, got '
+                        f'{type(a).__name__}')
+
+
 def check_dims(module, a, ndims, what='input', expected=None):
+    check_array(module, a, what)
     if a.ndim not in ndims:
         exp = expected or ' or '.join(f'{n}-D' for n in ndims)
         raise ValueError(f'{module.name()}: {what} must be {exp}, got shape {tuple(a.shape)}')
