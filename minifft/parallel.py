@@ -178,9 +178,9 @@ class _Team:
         """Let the helpers run on any of their CPUs but ``cpu`` (the caller's), re-set only
         when it changes; left as they are where that would leave them none, or where
         affinities cannot be set."""
-        if cpu is None or cpu == self._off or not self._cpus - {cpu}:
-            return
         others = self._cpus - {cpu}
+        if cpu is None or cpu == self._off or not others:
+            return
         try:
             for t in self._threads:
                 os.sched_setaffinity(t.native_id, others)

@@ -79,17 +79,24 @@ def line_cost(N):
     return N if N2 is None else N // N2 + N2
 
 
+def twin_rows(NH):
+    """In a column of a real map's spectrum that is its own conjugate (see
+    ``conjugate_twins``), the rows past NH/2 and, in the same order, the rows NH - u they
+    are the conjugates of: two slices."""
+    return slice(NH // 2 + 1, NH), slice((NH + 1) // 2 - 1, 0, -1)
+
+
 def conjugate_twins(NH, NW):
     """The frequencies of a real map's NH x NW spectrum, as the plans keep it (the half
     ``(NH, NW//2 + 1)``, frequency-major: ``u * Q + q``), that are the complex conjugates of
     others kept too: in the columns whose own twin is themselves (q = 0, and q = NW/2 for
     even NW) row u and row NH - u are twins. Returns ``(twins, originals)``, index arrays,
-    the twins the rows past NH/2."""
+    the twins the rows past NH/2 (``twin_rows``)."""
     Q = NW // 2 + 1
     columns = [0] + ([Q - 1] if NW % 2 == 0 and Q > 1 else [])
-    rows = np.arange(NH // 2 + 1, NH)
+    rows, originals = (np.arange(NH)[r] for r in twin_rows(NH))
     twins = np.array([u * Q + q for q in columns for u in rows], dtype=np.intp)
-    originals = np.array([(NH - u) * Q + q for q in columns for u in rows], dtype=np.intp)
+    originals = np.array([u * Q + q for q in columns for u in originals], dtype=np.intp)
     return twins, originals
 
 

@@ -120,10 +120,9 @@ class DFTPlan:
         self._map_transforms()
         self._work = None
         # on a CPU the products skip the frequencies that are their twins' conjugates
-        self.twins, originals = dft.conjugate_twins(self.NH, self.NW)
-        if xp is not np:
-            self.twins = self.twins[:0]
-        self._originals = originals[:len(self.twins)]
+        none = np.zeros(0, np.intp)
+        self.twins, self._originals = (dft.conjugate_twins(self.NH, self.NW) if xp is np
+                                       else (none, none))
         self.kept = np.setdiff1d(np.arange(self.NH * self.aw.Q), self.twins)  # multiplied
         self._twin_columns = sorted({int(t) % self.aw.Q for t in self.twins})
         self._product_blocks = {}
@@ -469,15 +468,15 @@ class DFTPlan:
         rows, columns)``. A block of one column whose rows are conjugate twins (see
         ``_products``) is multiplied in its first NH/2 + 1 rows, the others copied from
         them, conjugated."""
-        xp, NH = self.xp, self.NH
+        xp = self.xp
         left = self._grid(a)[:, cols, :, rows].transpose(0, 1, 3, 2)
         right = self._grid(b)[:, cols]
         if cols.stop - cols.start != 1 or cols.start not in self._twin_columns:
             return xp.matmul(left, right)
-        half = NH // 2 + 1
+        twins, originals = dft.twin_rows(self.NH)
         V = xp.empty(left.shape[:3] + right.shape[3:], left.dtype)
-        xp.matmul(left[:half], right[:half], out=V[:half])
-        V[half:] = V[1:(NH + 1) // 2][::-1].conj()
+        xp.matmul(left[:twins.start], right[:twins.start], out=V[:twins.start])
+        V[twins] = V[originals].conj()
         return V
 
 
