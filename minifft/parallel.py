@@ -136,9 +136,9 @@ class _Job:
         self.helpers = helpers
         self._next, self._left = 0, helpers
         self._lock = threading.Lock()
-        self.done = threading.Event()
-        if helpers == 0:
-            self.done.set()
+        self.finished = threading.Lock()   # held until the last helper is done
+        if helpers:
+            self.finished.acquire()
 
     def work(self):
         while self.error is None:
@@ -155,19 +155,24 @@ class _Job:
         with self._lock:
             self._left -= 1
             if self._left == 0:
-                self.done.set()
+                self.finished.release()
 
 
 class _Team:
-    """``helpers`` daemon threads, each woken by its own event to work on the current job."""
+    """``helpers`` daemon threads, each woken to work on the current job by the release of
+    its own lock, which it holds while idle. (``threading.Event``s, a condition variable
+    each, made a call with two trivial items take 70-80 microseconds here: a wake and a
+    reply took 57 between two threads, against 16 with plain locks.)"""
 
     def __init__(self, helpers):
         self.pid = os.getpid()
         self._busy = threading.Lock()
         self._job, self._stop = None, False
-        self._wake = [threading.Event() for _ in range(helpers)]
-        self._threads = [threading.Thread(target=self._serve, args=(wake,), name=f'minifft-{i}',
-                                          daemon=True) for i, wake in enumerate(self._wake)]
+        self._go = [threading.Lock() for _ in range(helpers)]
+        for go in self._go:
+            go.acquire()
+        self._threads = [threading.Thread(target=self._serve, args=(go,), name=f'minifft-{i}',
+                                          daemon=True) for i, go in enumerate(self._go)]
         for t in self._threads:
             t.start()
         # the CPUs the helpers may use: those of the thread that made them
@@ -188,10 +193,9 @@ class _Team:
             return
         self._off = cpu
 
-    def _serve(self, wake):
+    def _serve(self, go):
         while True:
-            wake.wait()
-            wake.clear()
+            go.acquire()   # released once per job (or to stop), always after the last
             if self._stop:
                 return
             job = self._job
@@ -203,11 +207,12 @@ class _Team:
             return [fn(item) for item in items]
         try:
             self.keep_off(current_cpu())
-            job = self._job = _Job(fn, items, min(len(self._wake), len(items) - 1))
-            for wake in self._wake[:job.helpers]:
-                wake.set()
+            job = self._job = _Job(fn, items, min(len(self._go), len(items) - 1))
+            for go in self._go[:job.helpers]:
+                go.release()
             job.work()
-            job.done.wait()
+            if job.helpers:
+                job.finished.acquire()
         finally:
             self._busy.release()
         if job.error is not None:
@@ -216,8 +221,8 @@ class _Team:
 
     def shutdown(self):
         self._stop = True
-        for wake in self._wake:
-            wake.set()
+        for go in self._go:
+            go.release()
 
 
 def each_part(fn, *arrays):
