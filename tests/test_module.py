@@ -383,6 +383,24 @@ def test_reset_draws_weight_then_bias_as_before():
     assert np.array_equal(layer.weight, w) and np.array_equal(layer.bias, b)
 
 
+@pytest.mark.parametrize('make', [nn.ReLU, nn.Tanh, nn.Sigmoid, lambda: nn.Dropout(0.5),
+                                  lambda: nn.View(-1), lambda: nn.Reshape(4),
+                                  lambda: nn.SpatialMaxPooling(2, 2),
+                                  lambda: nn.Sequential().add(nn.ReLU())])
+def test_raw_operations_name_a_list_given_as_input_or_gradOutput(make):
+    """Torch7's own calls, without forward's and backward's checks."""
+    layer = make()
+    name = layer.name() if not isinstance(layer, nn.Sequential) else 'nn.ReLU'
+    x = np.ones((2, 4, 2, 2), np.float32) if isinstance(layer, nn.SpatialMaxPooling) else \
+        np.ones((2, 4), np.float32)
+    with pytest.raises(TypeError, match=f'{name}: input must be a NumPy or CuPy array, got list'):
+        layer.updateOutput(x.tolist())
+    y = layer.updateOutput(x)
+    with pytest.raises(TypeError, match=f'{name}: gradOutput must be a NumPy or CuPy array, '
+                                        'got list'):
+        layer.updateGradInput(x, y.tolist())
+
+
 def test_linear_and_pooling_bad_input():
     with pytest.raises(ValueError, match=r'nn.Linear: input feature count must be 4'):
         nn.Linear(4, 2).forward(np.zeros((3, 5), np.float32))

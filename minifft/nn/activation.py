@@ -1,7 +1,7 @@
 """Pointwise activations, the softmax family and Identity."""
 from .. import backend
 from ..parallel import each_part
-from .module import Module, check_dims, check_grad_output
+from .module import Module, check_array, check_dims, check_grad_output
 
 
 class Identity(Module):
@@ -16,6 +16,7 @@ class Identity(Module):
 
 class ReLU(Module):
     def updateOutput(self, input):
+        check_array(self, input)
         xp = backend.get_array_module(input)
         self.output = xp.empty_like(input)
         each_part(lambda x, y: xp.maximum(x, 0, out=y), input, self.output)
@@ -32,6 +33,7 @@ class ReLU(Module):
 
 class Tanh(Module):
     def updateOutput(self, input):
+        check_array(self, input)
         self.output = backend.get_array_module(input).tanh(input)
         return self.output
 
@@ -43,6 +45,7 @@ class Tanh(Module):
 
 class Sigmoid(Module):
     def updateOutput(self, input):
+        check_array(self, input)
         xp = backend.get_array_module(input)
         # 0.5 * (1 + tanh(x / 2)) never overflows, unlike 1 / (1 + exp(-x))
         self.output = 0.5 * (1 + xp.tanh(0.5 * input))

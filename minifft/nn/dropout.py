@@ -1,5 +1,5 @@
 from .. import random
-from .module import Module, check_grad_output
+from .module import Module, check_array, check_grad_output
 
 
 class Dropout(Module):
@@ -15,6 +15,7 @@ class Dropout(Module):
         self.noise = None
 
     def updateOutput(self, input):
+        check_array(self, input)
         if self.train and self.p > 0:
             self.noise = (random.uniform_like(input) >= self.p).astype(input.dtype)
             self.noise /= 1 - self.p

@@ -229,6 +229,7 @@ def check_grad_output(module, gradOutput):
     """gradOutput must match the output this module last produced, in shape and dtype (a
     float64 gradOutput for a float32 output would otherwise make float64 gradients, or fail
     deep inside the FFT layer's transforms), and the parameters' dtype."""
+    check_array(module, gradOutput, 'gradOutput')
     out = module.output
     if out is not None and tuple(gradOutput.shape) != tuple(out.shape):
         raise ValueError(f'{module.name()}: gradOutput shape {tuple(gradOutput.shape)} does not '

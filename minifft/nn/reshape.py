@@ -1,7 +1,7 @@
 import math
 
 from ..checks import whole_number
-from .module import Module, check_grad_output
+from .module import Module, check_array, check_grad_output
 
 
 class View(Module):
@@ -20,6 +20,7 @@ class View(Module):
         self.sizes = tuple(int(s) for s in sizes)
 
     def _target(self, input):
+        check_array(self, input)
         known = math.prod(s for s in self.sizes if s != -1)
         if -1 not in self.sizes and input.size == known and input.ndim == len(self.sizes):
             return self.sizes  # a single sample
@@ -32,7 +33,8 @@ class View(Module):
         return (batch,) + tuple(per_sample // known if s == -1 else s for s in self.sizes)
 
     def updateOutput(self, input):
-        self.output = input.reshape(self._target(input))
+        shape = self._target(input)
+        self.output = input.reshape(shape)
         return self.output
 
     def updateGradInput(self, input, gradOutput):
@@ -48,5 +50,6 @@ class Reshape(View):
     """Like View, but the output is always a fresh contiguous copy (Torch's nn.Reshape)."""
 
     def updateOutput(self, input):
-        self.output = input.reshape(self._target(input)).copy()
+        shape = self._target(input)
+        self.output = input.reshape(shape).copy()
         return self.output
