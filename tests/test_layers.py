@@ -384,6 +384,33 @@ def test_each_nested_calls_errors_and_forked_children():
         parallel.set_threads(previous)
 
 
+def test_each_many_calls_in_a_row():
+    """Thousands of calls of every size, back to back, as a training step makes them: each
+    wakes as many helpers as it has items beyond its first and waits for exactly those (a
+    lost or doubled wake would hang, or raise on a lock released twice)."""
+    import threading
+    from minifft import parallel
+    previous = parallel.set_threads(3)
+    failures = []
+
+    def calls():
+        try:
+            for n in range(3000):
+                items = range(n % 6)
+                assert parallel.each(lambda i: i * n, items, blas=n % 2 == 0) == \
+                    [i * n for i in items]
+        except BaseException as e:  # reported by the test's own thread
+            failures.append(e)
+    try:
+        worker = threading.Thread(target=calls, daemon=True)
+        worker.start()
+        worker.join(60)
+        assert not worker.is_alive(), 'each() hung'
+        assert not failures, failures
+    finally:
+        parallel.set_threads(previous)
+
+
 def test_team_helpers_keep_off_the_callers_cpu():
     """The helpers may run on every CPU they could when made but the one their caller runs
     on, and follow the caller when it moves."""
