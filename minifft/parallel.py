@@ -195,7 +195,7 @@ class _Team:
 
     def _serve(self, go):
         while True:
-            go.acquire()   # released once per job (or to stop), always after the last
+            go.acquire()   # released once per job it serves (or to stop), after the last ended
             if self._stop:
                 return
             job = self._job

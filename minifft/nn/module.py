@@ -187,9 +187,7 @@ def whole(module, what, value, low):
 
 
 def check_float_array(module, a, what, finite=True):
-    if not backend.is_array(a):
-        raise TypeError(f'{module.name()}: {what} must be a NumPy or CuPy array, '
-                        f'got {type(a).__name__}')
+    check_array(module, a, what)
     if a.dtype.type not in FLOAT_DTYPES:
         raise TypeError(f'{module.name()}: {what} must be float32 or float64, got {a.dtype} '
                         f'(convert it with .astype(np.float32))')
