@@ -101,22 +101,14 @@ class DFTPlan:
         place_w, read_w = dft.positions(aw.inner())
         kernel_h = dft.forward_matrix(place_h['kernel'], ah.N)
         kernel_w = dft.forward_matrix(place_w['kernel'], aw.N)[:aw.Q]
-        self.kernel_h = xp.asarray(kernel_h, self.cplx)
         self.taps_h = xp.asarray(dft.inverse_matrix(read_h['gradWeight'], ah.N), self.cplx)
         # kernels and the weight gradient's taps go along W (k values a line: a GEMM with k
-        # columns runs at a fraction of the machine's speed) as complex GEMMs with all the
-        # lines as columns
-        self.kernel_w = xp.asarray(kernel_w, self.cplx)
+        # columns runs at a fraction of the machine's speed) with all the lines as columns.
+        # Kernels in real GEMMs (see kernel_spectrum): along W the real taps by the real and
+        # imaginary parts' rows, along H by [Re | Im] of the DFT matrix
+        self.kernel_w = xp.asarray(np.concatenate([kernel_w.real, kernel_w.imag]), self.real)
+        self.kernel_h = xp.asarray(np.concatenate([kernel_h.real, kernel_h.imag], 1), self.real)
         self.taps_w = xp.asarray(dft.half_inverse_matrix(read_w['gradWeight'], aw.N), self.cplx)
-        # small kernels in one product with the 2-D DFT matrix instead of one axis at a time:
-        # up to 3x the flops, but no intermediate and no GEMM with a k-long inner dimension;
-        # the spectrum of 3x3 kernels is then written at memory speed (convnet L5: 29 -> 24
-        # ms). 7x7 kernels on 16 points (5x the flops) or 5x5 on 32 (4x) measured no faster.
-        F = ah.N * aw.Q
-        self.kernel_2d = None
-        if F * ah.k * aw.k <= 3 * (aw.Q * ah.k * aw.k + F * ah.k):
-            k2d = np.einsum('ua,vb->uvab', kernel_h, kernel_w).reshape(F, -1)
-            self.kernel_2d = xp.asarray(k2d, self.cplx)
         self._map_transforms()
         self._work = None
         # on a CPU the products skip the frequencies that are their twins' conjugates
@@ -284,34 +276,45 @@ class DFTPlan:
         """The flipped kernel's spectrum ``(F, f', f)``, made once per weight and shared by
         ``output`` and ``grad_input``. (Each of them used to make it anew in cache-sized
         blocks; making it once measured 0.73-1.0x the time of the two operations on every
-        convnet layer, L1 most.) Along W all k taps at once, then along H, or for small
-        kernels in one product (``kernel_2d``). On a CPU the kernel pairs go in blocks shared
-        among the cores, each block's taps made complex while in cache, rather than all taps
-        copied first and read back by GEMMs on both cores (the spectrum, L5's 66 MB, is
-        written at about memory speed on two cores; one core alone takes about twice as
-        long. Batch 16, separate processes in turn: L5 tiled 14-17 -> 10-14 ms, L3 20-24 ->
-        14-17, L4 5.5-8.8 -> 4.8-6.1)."""
+        convnet layer, L1 most.) Along W all k taps at once, then along H. On a CPU the kernel
+        pairs go in blocks shared among the cores, each block's taps read while in cache,
+        rather than all taps copied first and read back by GEMMs on both cores (the spectrum,
+        L5's 66 MB, is written at about memory speed on two cores; one core alone takes about
+        twice as long).
+
+        Both axes are real GEMMs. The taps are real: along W the real and imaginary parts of
+        each line's spectrum t come from one real GEMM, then t and i*t are written
+        interleaved, so that along H ``H t`` is the real GEMM ``[Re H | Im H] @ [t; i t]``,
+        whose output is the interleaved complex spectrum. As complex GEMMs (the taps made
+        complex, a k-long inner dimension) the spectrum took 1.1-1.8x as long on convnet
+        L1-L4, in blocks of about 1 MB of t and i*t (512 KB: 1.0-1.2x the time of 1 MB). For
+        3x3 kernels the two axes now beat one product with the 2-D DFT matrix, which the
+        complex GEMMs did not: convnet L5 18.2 -> 10.1 ms (tiled 15.5 -> 7.7), 3x3 on 32x32
+        3.2x faster."""
         xp = self.xp
         g, f, kH, kW = w.shape
-        F = self.NH * self.aw.Q
-        K = self._into(spare, (F, g, f))
+        NH, Q = self.NH, self.aw.Q
+        K = self._into(spare, (NH * Q, g, f))
         pairs = w.reshape(g * f, kH * kW)
-        spectrum, grid = K.reshape(F, -1), K.reshape(self.NH, self.aw.Q, -1)
-        blocks = parallel.split(g * f, self._blocks(pairs.size * self.cplx.itemsize,
+        grid = K.reshape(NH, Q, -1)
+        blocks = parallel.split(g * f, self._blocks(g * f * 2 * kH * Q * self.cplx.itemsize,
                                                     _KERNEL_BLOCK_BYTES))
 
         def block(s):
-            taps = xp.ascontiguousarray(pairs[s].reshape(-1, kH, kW).transpose(1, 2, 0),
-                                        dtype=self.cplx)                   # (kH, kW, pairs)
-            if self.kernel_2d is not None:
-                xp.matmul(self.kernel_2d, taps.reshape(kH * kW, -1), out=spectrum[:, s])
+            taps = xp.ascontiguousarray(pairs[s].reshape(-1, kH, kW).transpose(1, 2, 0))
+            t = xp.matmul(self.kernel_w, taps)                # (kH, 2Q, P): real rows, imaginary
+            both = xp.empty((2, kH, Q, taps.shape[2], 2), self.real)   # t, i*t: (re, im)
+            both[0, ..., 0] = t[:, :Q]
+            both[0, ..., 1] = t[:, Q:]
+            xp.negative(t[:, Q:], out=both[1, ..., 0])
+            both[1, ..., 1] = t[:, :Q]
+            both = both.reshape(2 * kH, Q, -1)
+            if len(blocks) == 1:  # one GEMM with long rows (a GPU, or few kernels)
+                xp.matmul(self.kernel_h, both.reshape(2 * kH, -1),
+                          out=grid.reshape(NH, -1).view(self.real))
             else:
-                t = xp.matmul(self.kernel_w, taps)                           # (kH, Q, pairs)
-                if len(blocks) == 1:  # one GEMM with long rows (L1: 288 pairs, 8,320 freqs)
-                    xp.matmul(self.kernel_h, t.reshape(kH, -1), out=grid.reshape(self.NH, -1))
-                else:
-                    xp.matmul(self.kernel_h, t.transpose(1, 0, 2),
-                              out=grid[:, :, s].transpose(1, 0, 2))
+                xp.matmul(self.kernel_h, both.transpose(1, 0, 2),
+                          out=grid[:, :, s].transpose(1, 0, 2).view(self.real))
         self._each(block, blocks)
         return K
 
@@ -481,9 +484,8 @@ class DFTPlan:
 
 
 _BLOCK_BYTES = 1 << 20
-# the kernel spectrum's blocks, by their taps as complex numbers: 512 KB measured 0.93-0.95x
-# the time of 1 MB on convnet L3 (L2, L4, L5 within the noise)
-_KERNEL_BLOCK_BYTES = 1 << 19
+# the kernel spectrum's blocks, by the t and i*t they hold (see kernel_spectrum)
+_KERNEL_BLOCK_BYTES = 1 << 20
 _SPLIT_ROWS = 128   # rows of the weight gradient's products a thread's share keeps at least
 _FEW_PLANES = 8   # input planes up to which the weight gradient's products are taken as X^T D
 # input planes up to which the input gradient's products are matrix-vector products (f = 6
