@@ -287,10 +287,10 @@ class DFTPlan:
         interleaved, so that along H ``H t`` is the real GEMM ``[Re H | Im H] @ [t; i t]``,
         whose output is the interleaved complex spectrum. As complex GEMMs (the taps made
         complex, a k-long inner dimension) the spectrum took 1.1-1.8x as long on convnet
-        L1-L4, in blocks of about 1 MB of t and i*t (512 KB: 1.0-1.2x the time of 1 MB). For
-        3x3 kernels the two axes now beat one product with the 2-D DFT matrix, which the
-        complex GEMMs did not: convnet L5 18.2 -> 10.1 ms (tiled 15.5 -> 7.7), 3x3 on 32x32
-        3.2x faster."""
+        L1-L4 on its own, in blocks of about 1 MB of t and i*t (512 KB: 1.0-1.2x the time of
+        1 MB). For 3x3 kernels the two axes now beat one product with the 2-D DFT matrix,
+        which the complex GEMMs did not: convnet L5 18.2 -> 10.1 ms (tiled 15.5 -> 7.7), 3x3
+        on 32x32 3.2x faster. A training step: L5 0.92-0.96x the time, L3 0.97x, L4 0.97-1.0x."""
         xp = self.xp
         g, f, kH, kW = w.shape
         NH, Q = self.NH, self.aw.Q
@@ -302,7 +302,7 @@ class DFTPlan:
 
         def block(s):
             taps = xp.ascontiguousarray(pairs[s].reshape(-1, kH, kW).transpose(1, 2, 0))
-            t = xp.matmul(self.kernel_w, taps)                # (kH, 2Q, P): real rows, imaginary
+            t = xp.matmul(self.kernel_w, taps)      # (kH, 2Q, P): Q real rows, Q imaginary
             both = xp.empty((2, kH, Q, taps.shape[2], 2), self.real)   # t, i*t: (re, im)
             both[0, ..., 0] = t[:, :Q]
             both[0, ..., 1] = t[:, Q:]
