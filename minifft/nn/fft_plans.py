@@ -287,7 +287,7 @@ class DFTPlan:
         interleaved, so that along H ``H t`` is the real GEMM ``[Re H | Im H] @ [t; i t]``,
         whose output is the interleaved complex spectrum. As complex GEMMs (the taps made
         complex, a k-long inner dimension) the spectrum took 1.1-1.8x as long on convnet
-        L1-L4 on its own, in blocks of about 1 MB of t and i*t (512 KB: 1.0-1.2x the time of
+        L1-L4 on its own, in blocks of about 1 MB of t and i*t (512 KB: 1.0-1.3x the time of
         1 MB). For 3x3 kernels the two axes now beat one product with the 2-D DFT matrix,
         which the complex GEMMs did not: convnet L5 18.2 -> 10.1 ms (tiled 15.5 -> 7.7), 3x3
         on 32x32 3.2x faster. A training step: L5 0.92-0.96x the time, L3 0.97x, L4 0.97-1.0x."""
