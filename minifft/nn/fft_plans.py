@@ -288,7 +288,7 @@ class DFTPlan:
         GEMM ``[Re H | Im H] @ [t; i t]``, whose output is the interleaved complex spectrum.
         (The taps copied frequencies first, t from the GEMM in real and imaginary rows and
         written interleaved with i*t by four strided copies: the spectrum 1.08-1.14x the time
-        in a step on convnet L2-L5, L4's 3.6 -> 4.1 ms.) As complex GEMMs (the taps made
+        in a step on convnet L2-L5, L4's 4.1 ms against 3.6.) As complex GEMMs (the taps made
         complex, a k-long inner dimension) the spectrum took 1.1-1.8x as long on convnet
         L1-L4 on its own, in blocks of about 1 MB of t and i*t (512 KB: 1.0-1.3x the time of
         1 MB). For 3x3 kernels the two axes now beat one product with the 2-D DFT matrix,
