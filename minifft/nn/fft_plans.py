@@ -428,7 +428,8 @@ class DFTPlan:
         out = xp.empty((b.shape[2], A, kH, kW) if a is X else (A, B, kH, kW),
                        self.real) if acc is None else acc
         by_a = out.transpose(1, 0, 2, 3) if a is X else out     # (A, B, kH, kW)
-        pick = self.taps_pick if acc is None or scale == 1 else scale * self.taps_pick
+        pick = (self.taps_pick if acc is None or scale == 1
+                else (scale * self.taps_pick).astype(self.real, copy=False))
 
         def finish(planes):   # a's planes, with all of b's
             n = (planes.stop - planes.start) * B
