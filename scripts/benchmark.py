@@ -9,8 +9,9 @@ where installed, PyTorch's conv2d (the paper's comparison, per operation).
 Each repeat is a real training step: a new input and gradOutput (two sets alternate) and a
 weight changed in place, so every spectrum the step needs is computed inside the timed region.
 Times are medians of --repeat rounds after warm-up rounds; in each round every implementation
-runs its step in turn, and the speedups are medians of the per-round ratios, so a machine whose
-speed drifts (shared VMs do) slows them alike. A GPU is synchronised around each operation.
+runs its step in turn (on a CPU after a pause and an untimed step of its own, see
+``measure``), and the speedups are medians of the per-round ratios, so a machine whose speed
+drifts (shared VMs do) slows them alike. A GPU is synchronised around each operation.
 """
 import argparse
 import itertools
@@ -130,7 +131,8 @@ def torch_round(x, w, g, stride, pad, device):
 # PyTorch, for a while too), and on 2 cores the spinning threads of the library that ran just
 # before took half the machine: PyTorch's ops measured 1.5-2.3x slower right after a minifft
 # round than after a pause, minifft's forward 1.2x slower after a PyTorch round. A GPU's
-# rounds are synchronised and need no pause.
+# rounds are synchronised and need no pause. After the pause each implementation runs one
+# untimed step before its timed one (see ``measure``).
 IDLE_GAP = 0.25
 
 
@@ -139,7 +141,14 @@ def measure(rounds, repeat, warmup, ops, gap):
     machine whose speed drifts (a shared VM's does, by 2x over minutes) slows all alike, each
     round after ``gap`` seconds of idleness, as if it ran alone. Per implementation: the median
     of each op and of their sum ('total'); per pair, the median of the per-round ratios
-    ('vs')."""
+    ('vs').
+
+    With a gap, each timed round follows an untimed one of the same implementation, as a
+    training step follows the one before: the first step after the process slept runs on
+    cores that were idle, and that cost fell unevenly. PyTorch's autograd step, timed after
+    its three ops, ran warm (40.0 ms on convnet L4 at batch 16, 41.0 first after a pause),
+    while the FFT layer's ops, timed first, ran cold (19.1-19.5 warm, 20.5-21.9 first after
+    a pause: nine hand-overs to a helper thread whose core had gone idle)."""
     for _ in range(warmup):
         for run in rounds.values():
             time.sleep(gap)
@@ -147,7 +156,9 @@ def measure(rounds, repeat, warmup, ops, gap):
     samples = {name: [] for name in rounds}
     for _ in range(repeat):
         for name, run in rounds.items():
-            time.sleep(gap)
+            if gap:
+                time.sleep(gap)
+                run()
             t = run()
             t['total'] = sum(t[op] for op in ops)
             samples[name].append(t)
