@@ -73,3 +73,30 @@ def test_outputs_and_ops_are_checked_before_measuring(tmp_path):
         assert r.returncode == 2 and message in r.stderr and 'fft:fwd' not in r.stdout, \
             (args, r.stderr)
     assert sorted(os.listdir(tmp_path)) == ['afile']
+
+
+
+def test_measure_times_each_round_after_an_untimed_step_of_its_own():
+    """With a pause between rounds (a CPU's), every implementation runs once untimed before
+    each timed round, so that no side is timed cold; without one (a GPU's), every round after
+    the warm-up is timed."""
+    sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+    try:
+        import benchmark
+    finally:
+        sys.path.pop(0)
+    for gap, timed_calls in ((1e-3, [3, 5, 7]), (0, [2, 3, 4])):
+        log = []
+
+        def round_of(name, unit):
+            def run():   # reports which call of its implementation it was
+                log.append(name)
+                return {'op': unit * log.count(name)}
+            return run
+        result = benchmark.measure({'fft': round_of('fft', 1.0), 'other': round_of('other', 3.0)},
+                                   repeat=3, warmup=1, ops=('op',), gap=gap)
+        pairs = 2 if gap else 1
+        assert log == ['fft', 'other'] + (['fft'] * pairs + ['other'] * pairs) * 3
+        assert result['fft']['total'] == sorted(timed_calls)[1]
+        assert result['other']['total'] == 3.0 * sorted(timed_calls)[1]
+        assert result['other']['vs'] == 3.0
