@@ -39,6 +39,17 @@ def on_interrupt(signum=None, frame=None):
     raise KeyboardInterrupt
 
 
+def quiet_interrupts(hook):
+    """A ``sys.unraisablehook`` for training scripts: the KeyboardInterrupt of a stop that
+    ``on_interrupt`` recorded, raised where Python can only print and drop it (a weakref
+    callback, a ``__del__``), is dropped without the traceback Python would print (the loops
+    raise it again after the batch in hand); anything else goes to ``hook``."""
+    def handle(unraisable):
+        if not (issubclass(unraisable.exc_type, KeyboardInterrupt) and _stop['requested']):
+            hook(unraisable)
+    return handle
+
+
 def interrupt_signal():
     """The signal number ``on_interrupt`` last handled (None: none, or a KeyboardInterrupt of
     another origin)."""

@@ -247,6 +247,8 @@ def main(argv=None):
     # saving a checkpoint, instead of dying with the epoch in hand lost
     handlers = ({s: signal.signal(s, trainer.on_interrupt) for s in STOP_SIGNALS}
                 if threading.current_thread() is threading.main_thread() else {})
+    unraisable_hook = sys.unraisablehook
+    sys.unraisablehook = trainer.quiet_interrupts(unraisable_hook)
     try:
         return run(args, comm)
     except (ValueError, FileNotFoundError, RuntimeError, OSError, MemoryError) as e:
@@ -266,6 +268,7 @@ def main(argv=None):
         trainer.clear_interrupt()  # handled: a later loop in this process must not see it
         for s, handler in handlers.items():
             signal.signal(s, handler)
+        sys.unraisablehook = unraisable_hook
 
 
 def run(args, comm):

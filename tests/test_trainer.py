@@ -2,6 +2,7 @@
 the loops, and the memory a training step takes (``step_bytes``, with
 ``backend.available_host_memory``, what train.py's memory check compares it with)."""
 import os
+import sys
 import tracemalloc
 import weakref
 
@@ -33,6 +34,34 @@ def test_ctrl_c_dropped_by_a_weakref_callback_still_stops_the_loops():
             trainer.evaluate(model, nn.CrossEntropyCriterion(), batches, progress=False)
     finally:
         trainer.clear_interrupt()
+
+
+def test_a_dropped_ctrl_c_prints_no_traceback_and_other_errors_still_do():
+    """train.py's unraisable hook: the interrupt Python drops in a weakref callback (the
+    stop is recorded and raised again by the loops) prints nothing, while an error of another
+    kind, or a KeyboardInterrupt that is not a recorded stop, reaches the hook before it."""
+
+    class Thing:
+        pass
+    seen = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = trainer.quiet_interrupts(lambda u: seen.append(u.exc_type))
+    trainer.clear_interrupt()
+    try:
+        for callback in (lambda r: trainer.on_interrupt(),
+                         lambda r: (_ for _ in ()).throw(ValueError('a real error'))):
+            thing = Thing()
+            ref = weakref.ref(thing, callback)
+            del thing
+            assert ref() is None
+        trainer.clear_interrupt()
+        thing = Thing()
+        ref = weakref.ref(thing, lambda r: (_ for _ in ()).throw(KeyboardInterrupt()))
+        del thing
+    finally:
+        sys.unraisablehook = previous
+        trainer.clear_interrupt()
+    assert seen == [ValueError, KeyboardInterrupt]
 
 
 @pytest.mark.skipif(not os.path.exists('/proc/meminfo'), reason='not Linux')
