@@ -75,7 +75,6 @@ def test_outputs_and_ops_are_checked_before_measuring(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['afile']
 
 
-
 def test_measure_times_each_round_after_an_untimed_step_of_its_own():
     """With a pause between rounds (a CPU's), every implementation runs once untimed before
     each timed round, so that no side is timed cold; without one (a GPU's), every round after
