@@ -43,20 +43,23 @@ def test_a_dropped_ctrl_c_prints_no_traceback_and_other_errors_still_do():
 
     class Thing:
         pass
+
+    def fail(error):
+        raise error
     seen = []
     previous = sys.unraisablehook
     sys.unraisablehook = trainer.quiet_interrupts(lambda u: seen.append(u.exc_type))
     trainer.clear_interrupt()
     try:
         for callback in (lambda r: trainer.on_interrupt(),
-                         lambda r: (_ for _ in ()).throw(ValueError('a real error'))):
+                         lambda r: fail(ValueError('a real error'))):
             thing = Thing()
             ref = weakref.ref(thing, callback)
             del thing
             assert ref() is None
         trainer.clear_interrupt()
         thing = Thing()
-        ref = weakref.ref(thing, lambda r: (_ for _ in ()).throw(KeyboardInterrupt()))
+        ref = weakref.ref(thing, lambda r: fail(KeyboardInterrupt()))
         del thing
     finally:
         sys.unraisablehook = previous
