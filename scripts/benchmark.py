@@ -141,7 +141,7 @@ def measure(rounds, repeat, warmup, ops, gap):
     machine whose speed drifts (a shared VM's does, by 2x over minutes) slows all alike, each
     round after ``gap`` seconds of idleness, as if it ran alone. Per implementation: the median
     of each op and of their sum ('total'); per pair, the median of the per-round ratios
-    ('vs').
+    ('vs') and their quartiles ('vs_quartiles'): how far one round strays from another.
 
     With a gap, each timed round follows an untimed one of the same implementation, as a
     training step follows the one before: the first step after the process slept runs on
@@ -166,12 +166,14 @@ def measure(rounds, repeat, warmup, ops, gap):
               for name, ts in samples.items()}
     fft = samples['fft']
     for name, ts in samples.items():
-        if name != 'fft':
-            result[name]['vs'] = float(np.median([t['total'] / u['total']
-                                                  for t, u in zip(ts, fft)]))
-            if 'step' in ts[0]:
-                result[name]['step_vs'] = float(np.median([t['step'] / u['total']
-                                                           for t, u in zip(ts, fft)]))
+        if name == 'fft':
+            continue
+        for key, op in (('vs', 'total'), ('step_vs', 'step')):
+            if op in ts[0]:
+                ratios = [t[op] / u['total'] for t, u in zip(ts, fft)]
+                result[name][key] = float(np.median(ratios))
+                result[name][key + '_quartiles'] = [float(q) for q in
+                                                    np.percentile(ratios, (25, 75))]
     return result
 
 
@@ -288,7 +290,7 @@ def print_table(rows, ops, impls):
         head += f' {impl[:3] + ":sum":>11s}'
     head += ''.join(f' {"fft/" + i[:3]:>9s}' for i in impls if i != 'fft')
     if 'torch' in impls:
-        head += f' {"torch:step":>11s} {"fft/step":>9s}'
+        head += f' {"torch:step":>11s} {"fft/step":>9s} {"quartiles":>11s}'
     head += f' {"err":>8s}'
     print(head)
     for r in rows:
@@ -300,13 +302,16 @@ def print_table(rows, ops, impls):
             line += f' {r[impl]["total"] * 1e3:11.1f}'
         line += ''.join(f' {r[i]["vs"]:8.2f}x' for i in impls if i != 'fft')
         if 'torch' in impls:
-            line += f' {r["torch"]["step"] * 1e3:11.1f} {r["torch"]["step_vs"]:8.2f}x'
+            low, high = r['torch']['step_vs_quartiles']
+            line += (f' {r["torch"]["step"] * 1e3:11.1f} {r["torch"]["step_vs"]:8.2f}x'
+                     f' {f"{low:.2f}-{high:.2f}":>11s}')
         line += f' {max(v for k, v in r.items() if k.startswith("error")):8.1e}'
         print(line, flush=True)
     print('times in ms per operation (median); fft/X = how many times faster the FFT layer is '
           'than X over the operations timed (median of the per-round ratios: the '
           'implementations take turns, round by round); torch:step = conv2d forward + autograd '
-          'backward; err = largest relative L2 difference FFT vs direct')
+          "backward; quartiles = fft/step's per-round ratios, first and third quartile; err = "
+          'largest relative L2 difference FFT vs direct')
 
 
 def print_gemm_rates(rows):
