@@ -486,6 +486,31 @@ def test_plans_in_blocks_and_chunks_of_one(strategy, case, threads, rng, monkeyp
         parallel.set_threads(previous)
 
 
+def test_autotune_times_the_close_candidates_again(monkeypatch):
+    """After the first rounds, the candidates within 10% of the best take more turns, the
+    others none, until one leads by more than that or the extra rounds run out: a plan
+    slower by chance in three rounds can still win."""
+    from minifft.nn import autotune, plan_choice
+    monkeypatch.setattr(plan_choice, 'PLANS', ('dft', 'fft', 'tiled'))
+    geometry = (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1)
+    for fft_times, winner, calls in (
+            ([1.05] * 5 + [0.9], 'fft', {'dft': 6, 'fft': 6, 'tiled': 4}),  # wins in round 5
+            ([1.05] * 20, 'dft', {'dft': 10, 'fft': 10, 'tiled': 4})):      # close to the end
+        monkeypatch.setattr(autotune, '_tuned', {})
+        script = {'dft': iter([1.0] * 20), 'fft': iter(fft_times), 'tiled': iter([2.0] * 20)}
+        made = {}
+
+        def scripted(plan, *args):
+            made[plan.kind] = made.get(plan.kind, 0) + 1
+            return next(script[plan.kind])
+
+        monkeypatch.setattr(autotune, '_time_step', scripted)
+        assert autotune.fastest(np, np.float32, geometry, rounds=3, extra=6) == winner
+        assert made == calls
+        (times,) = autotune.tuned().values()
+        assert times == {'dft': 1.0, 'fft': min(fft_times), 'tiled': 2.0}
+
+
 def test_autotune_skips_plans_that_do_not_fit(monkeypatch):
     """A candidate that runs out of memory is skipped (as cuDNN's benchmark mode skips
     algorithms whose workspace does not fit); if none fits, the error says so."""
