@@ -102,3 +102,8 @@ def test_measure_times_each_round_after_an_untimed_step_of_its_own():
         assert result['other']['total'] == 3.0 * sorted(timed_calls)[1]
         assert result['other']['vs'] == 3.0
         assert result['other']['vs_quartiles'] == [3.0, 3.0]
+    # the quartiles of the per-round ratios, beside their median
+    times = iter([5.0, 1.0, 4.0, 2.0, 3.0])
+    result = benchmark.measure({'fft': lambda: {'op': 1.0}, 'other': lambda: {'op': next(times)}},
+                               repeat=5, warmup=0, ops=('op',), gap=0)
+    assert result['other']['vs'] == 3.0 and result['other']['vs_quartiles'] == [2.0, 4.0]
