@@ -1,0 +1,88 @@
+"""Autotuning of SpatialConvolutionFFT's plans (minifft/nn/autotune.py): what it times, what it
+keeps, and what it skips. No test asserts a speed: the timings are scripted where a winner
+matters."""
+import numpy as np
+import pytest
+
+from minifft import nn
+from minifft.nn import autotune, plan_choice
+
+from .helpers import rel_err
+from .test_conv import _ctor, make
+
+
+def test_autotune_keeps_the_fastest_plan_per_geometry(rng, monkeypatch):
+    """With autotuning on, 'auto' times every candidate once per geometry and process and
+    builds the fastest; the layer's results are those of the direct convolution whatever
+    plan wins."""
+    monkeypatch.setattr(autotune, '_tuned', {})
+    previous = autotune.enable(True)
+    try:
+        case = (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1)  # large enough for a 16-point tile
+        layer, x = make(nn.SpatialConvolutionFFT, case, np.float64, rng=rng)
+        direct = nn.SpatialConvolution(*_ctor(case)).double()
+        direct.weight[...], direct.bias[...] = layer.weight, layer.bias
+        out = layer.forward(x)
+        (key, times), = autotune.tuned().items()
+        assert key == ('numpy', '<f8', (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1))
+        # every tiling modelled close to the cheapest is timed, each once
+        a = plan_choice.Axis(20, 3, 1, 1, 22), plan_choice.Axis(19, 3, 1, 1, 21)
+        tiled = ['tiled'] + [f'tiled:{i}' for i in range(1, len(plan_choice.tilings(
+            2, 2, 3, *a)))]
+        assert len(tiled) > 1 and set(times) == {'dft', 'fft', *tiled}
+        assert all(t > 0 for t in times.values())
+        assert list(times.values()) == sorted(times.values())
+        best = plan_choice.make_plan(next(iter(times)), np, np.float64, *key[2])
+        assert layer.plan(x).meta == best.meta
+        assert rel_err(out, direct.forward(x)) < 1e-10
+        layer.clearState()
+        layer.forward(x)  # a new plan for a known geometry: measured once, not again
+        assert autotune.tuned() == {key: times}
+    finally:
+        autotune.enable(previous)
+    assert not autotune.enabled()
+
+
+def test_autotune_times_the_close_candidates_again(monkeypatch):
+    """After the first rounds, the candidates within 10% of the best take more turns, the
+    others none, until one leads by more than that or the extra rounds run out: a plan
+    slower by chance in three rounds can still win."""
+    monkeypatch.setattr(plan_choice, 'PLANS', ('dft', 'fft', 'tiled'))
+    geometry = (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1)
+    for fft_times, winner, calls in (
+            ([1.05] * 5 + [0.9], 'fft', {'dft': 6, 'fft': 6, 'tiled': 4}),  # wins in round 5
+            ([1.05] * 20, 'dft', {'dft': 10, 'fft': 10, 'tiled': 4})):      # close to the end
+        monkeypatch.setattr(autotune, '_tuned', {})
+        script = {'dft': iter([1.0] * 20), 'fft': iter(fft_times), 'tiled': iter([2.0] * 20)}
+        made = {}
+
+        def scripted(plan, *args):
+            made[plan.kind] = made.get(plan.kind, 0) + 1
+            return next(script[plan.kind])
+
+        monkeypatch.setattr(autotune, '_time_step', scripted)
+        assert autotune.fastest(np, np.float32, geometry, rounds=3, extra=6) == winner
+        assert made == calls
+        (times,) = autotune.tuned().values()
+        assert times == {'dft': 1.0, 'fft': min(fft_times), 'tiled': 2.0}
+
+
+def test_autotune_skips_plans_that_do_not_fit(monkeypatch):
+    """A candidate that runs out of memory is skipped (as cuDNN's benchmark mode skips
+    algorithms whose workspace does not fit); if none fits, the error says so."""
+    monkeypatch.setattr(autotune, '_tuned', {})
+    real = autotune._time_step
+
+    def only_dft_fits(plan, *args):
+        if plan.kind != 'dft':
+            raise MemoryError('Out of memory')
+        return real(plan, *args)
+
+    monkeypatch.setattr(autotune, '_time_step', only_dft_fits)
+    geometry = (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1)
+    assert autotune.fastest(np, np.float32, geometry) == 'dft'
+    (times,) = autotune.tuned().values()
+    assert times.pop('dft') < float('inf') and set(times.values()) == {float('inf')}
+    monkeypatch.setattr(autotune, '_time_step', lambda *a: (_ for _ in ()).throw(MemoryError('x')))
+    with pytest.raises(MemoryError, match='no FFT plan fits geometry'):
+        autotune.fastest(np, np.float64, geometry)
