@@ -75,8 +75,9 @@ def write_dataset(path, splits, class_names, source, image_shape):
     return path
 
 
-def _blocks(images, labels, desc, size=4096):
-    for s in tqdm(range(0, len(images), size), desc=desc, unit='block', leave=False):
+def _blocks(images, labels, desc, size=4096, progress=True):
+    for s in tqdm(range(0, len(images), size), desc=desc, unit='block', leave=False,
+                  disable=not progress):
         yield images[s:s + size], labels[s:s + size]
 
 
@@ -111,7 +112,7 @@ def read_idx(path):
     return body.reshape(shape)
 
 
-def prepare_fashion_mnist(out, directory=None):
+def prepare_fashion_mnist(out, directory=None, progress=True):
     directory = directory or fashion_mnist_default_dir()
     names = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
              'val': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
@@ -132,7 +133,8 @@ def prepare_fashion_mnist(out, directory=None):
         labels = read_idx(find(lab)).astype(np.int64)
         if len(images) != len(labels):
             raise ValueError(f'{split}: {len(images)} images but {len(labels)} labels')
-        splits[split] = (len(images), _blocks(images, labels, f'fashion-mnist {split}'))
+        splits[split] = (len(images), _blocks(images, labels, f'fashion-mnist {split}',
+                                              progress=progress))
     return write_dataset(out, splits, FASHION_CLASSES, f'Fashion-MNIST IDX files in {directory}',
                          (1, 28, 28))
 
@@ -284,14 +286,14 @@ def synthetic_images(n, rng, size=64):
     return images, labels
 
 
-def prepare_synthetic(out, seed=0, n_train=12800, n_val=2000, size=64):
+def prepare_synthetic(out, seed=0, n_train=12800, n_val=2000, size=64, progress=True):
     n_orient = SYNTHETIC_ORIENTATIONS
     names = [f'grating_{o * 180 / n_orient:g}deg_{"fine" if f else "coarse"}'
              for f in range(len(SYNTHETIC_FREQUENCIES)) for o in range(n_orient)]
     rng = np.random.default_rng(seed)
 
     def blocks(n, desc):
-        for s in tqdm(range(0, n, 1000), desc=desc, unit='kimg'):
+        for s in tqdm(range(0, n, 1000), desc=desc, unit='kimg', disable=not progress):
             yield synthetic_images(min(1000, n - s), rng, size)
 
     splits = {'train': (n_train, blocks(n_train, 'synthetic train')),

@@ -97,12 +97,12 @@ def fill_defaults(args, spec):
             setattr(args, arg, getattr(spec, attr, fallback) if attr else fallback)
 
 
-def dataset_path(name, comm):
+def dataset_path(name, comm, progress):
     if name in BUILTIN_DATA:
         path = datasets.default_path(name)
         if comm.is_main and not os.path.exists(path):
             print(f'dataset {name!r} is not prepared yet: preparing {path} now')
-            BUILTIN_DATA[name](path)
+            BUILTIN_DATA[name](path, progress=progress)
         comm.barrier()  # the other ranks wait for rank 0 to write it
         return path
     if not os.path.exists(name):
@@ -293,7 +293,7 @@ def run(args, comm):
         (f", {threads} thread{'s' if threads > 1 else ''} per rank"
          if comm.world > 1 and threads else ''))
 
-    path = dataset_path(args.data, comm)
+    path = dataset_path(args.data, comm, not args.no_progress)
     train_set, val_set = data.HDF5Dataset(path, 'train'), data.HDF5Dataset(path, 'val')
     for ds in (train_set, val_set):  # else an epoch of nothing, reported as a loss of 0
         if len(ds) == 0:

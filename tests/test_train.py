@@ -1,6 +1,7 @@
 """scripts/train.py end to end on a tiny dataset and a tiny model file: the loss falls, the files
 appear, resume is exact, bad checkpoints and inputs give clear errors."""
 import csv
+import functools
 import importlib.util
 import os
 import re
@@ -72,6 +73,20 @@ def run(setup, *extra):
     data, model, _ = setup
     return train.main(['--model', model, '--data', data, '--workers', '1', '--no-progress',
                        *extra])
+
+
+def test_no_progress_quiets_the_data_preparation_too(tmp_path, monkeypatch, capsys):
+    """A built-in dataset prepared on first use draws its bars as training does: none with
+    --no-progress."""
+    from minifft import distributed
+    monkeypatch.setattr(datasets, 'DATA_DIR', str(tmp_path))
+    monkeypatch.setitem(train.BUILTIN_DATA, 'synthetic', functools.partial(
+        datasets.prepare_synthetic, n_train=2000, n_val=1000))
+    for progress in (False, True):
+        path = train.dataset_path('synthetic', distributed.Single(), progress)
+        assert path == str(tmp_path / 'synthetic.h5') and os.path.exists(path)
+        assert ('synthetic train' in capsys.readouterr().err) == progress
+        os.remove(path)
 
 
 def read_log(out):
