@@ -1,5 +1,5 @@
 """Autotuning of SpatialConvolutionFFT's plans, like cuDNN's benchmark mode: with it on,
-strategy 'auto' times the candidate plans on one training step of each new layer geometry,
+strategy 'auto' times the candidate plans on training steps of each new layer geometry,
 once per process, and keeps the fastest (``fastest``). Off by default (``enable``).
 """
 import time
