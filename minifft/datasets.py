@@ -151,7 +151,7 @@ def _load_pickle(path):
     return np.asarray(d['data'], np.uint8), np.asarray(d['labels'], np.int64) - 1
 
 
-def prepare_imagenet_downsampled(out, directory):
+def prepare_imagenet_downsampled(out, directory, progress=True):
     train = sorted((p for p in os.listdir(directory) if p.startswith('train_data_batch_')),
                    key=lambda p: int(p.rsplit('_', 1)[1]))
     if not train or not os.path.exists(os.path.join(directory, 'val_data')):
@@ -167,7 +167,8 @@ def prepare_imagenet_downsampled(out, directory):
         return sum(len(_load_pickle(os.path.join(directory, f))[1]) for f in files)
 
     def blocks(files):
-        for name in tqdm(files, desc='imagenet-downsampled', unit='file'):
+        for name in tqdm(files, desc='imagenet-downsampled', unit='file',
+                         disable=not progress):
             data, labels = _load_pickle(os.path.join(directory, name))
             yield data.reshape((-1,) + shape), labels
 
@@ -201,7 +202,7 @@ def _load_image(args):
         return f'{path}: {e}'
 
 
-def prepare_imagefolder(out, root, size, workers=None):
+def prepare_imagefolder(out, root, size, workers=None, progress=True):
     try:
         import PIL  # noqa: F401
     except ImportError:
@@ -234,7 +235,8 @@ def prepare_imagefolder(out, root, size, workers=None):
             imgs, labs = [], []
             results = pool.imap(_load_image, [(p, size) for p, _ in files], chunksize=16)
             for (p, label), r in tqdm(zip(files, results), total=len(files),
-                                      desc=f'imagefolder {split}', unit='img'):
+                                      desc=f'imagefolder {split}', unit='img',
+                                      disable=not progress):
                 if isinstance(r, str):
                     skipped.append(r)
                 else:
@@ -249,7 +251,8 @@ def prepare_imagefolder(out, root, size, workers=None):
             decoded[split] = (np.stack(imgs), np.array(labs, np.int64))
     for message in skipped:
         print(f'skipped unreadable image {message}')
-    splits = {s: (len(i), _blocks(i, l, f'writing {s}')) for s, (i, l) in decoded.items()}
+    splits = {s: (len(i), _blocks(i, l, f'writing {s}', progress=progress))
+              for s, (i, l) in decoded.items()}
     write_dataset(out, splits, classes, f'image folder {root} at {size}x{size}', (3, size, size))
     return skipped
 

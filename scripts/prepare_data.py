@@ -36,20 +36,24 @@ def main(argv=None):
     p.add_argument('dir')
     for p in sub.choices.values():
         p.add_argument('--out', default=None, help='output file (default data/NAME.h5)')
+        p.add_argument('--no-progress', dest='progress', action='store_false',
+                       help='no progress bars (for logs)')
     args = parser.parse_args(argv)
     name = {'fashion-mnist': 'fashion_mnist', 'imagenet-downsampled': 'imagenet_downsampled'}.get(
         args.command, args.command)
     out = args.out or datasets.default_path(name)
     try:
         if args.command == 'synthetic':
-            datasets.prepare_synthetic(out, args.seed, args.train, args.val)
+            datasets.prepare_synthetic(out, args.seed, args.train, args.val,
+                                       progress=args.progress)
         elif args.command == 'fashion-mnist':
-            datasets.prepare_fashion_mnist(out, args.dir)
+            datasets.prepare_fashion_mnist(out, args.dir, progress=args.progress)
         elif args.command == 'imagefolder':
-            skipped = datasets.prepare_imagefolder(out, args.root, args.size, args.workers)
+            skipped = datasets.prepare_imagefolder(out, args.root, args.size, args.workers,
+                                                   args.progress)
             print(f'{len(skipped)} unreadable images skipped')
         else:
-            datasets.prepare_imagenet_downsampled(out, args.dir)
+            datasets.prepare_imagenet_downsampled(out, args.dir, args.progress)
     except (OSError, ValueError, RuntimeError) as e:
         print(f'prepare_data.py {args.command}: error: {e}', file=sys.stderr)
         return 2  # as argparse's usage errors and train.py's
