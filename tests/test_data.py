@@ -174,7 +174,6 @@ def test_imagenet_downsampled_round_trip(tmp_path):
     assert np.array_equal(y, np.array(labels) - 1)
 
 
-
 def test_no_progress_quiets_every_bar(tmp_path):
     """prepare_data.py drew its bars into logs with no way to turn them off."""
     d = {'data': np.zeros((2, 3 * 8 * 8), np.uint8), 'labels': [1, 2]}
@@ -188,6 +187,7 @@ def test_no_progress_quiets_every_bar(tmp_path):
                                + ['--no-progress'] * quiet, capture_output=True, text=True)
             assert r.returncode == 0 and out.exists(), r.stderr
             assert ('100%|' in r.stderr) != quiet, (command, quiet, r.stderr)
+
 
 @pytest.mark.parametrize('damage, message', [
     (lambda b: b[:len(b) // 2], 'train_data_batch_2: not a readable pickle'),
