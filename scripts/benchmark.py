@@ -5,6 +5,7 @@ where installed, PyTorch's conv2d (the paper's comparison, per operation).
   python scripts/benchmark.py --suite convnet --batch 16
   python scripts/benchmark.py --suite paper --json paper.json --plot paper.png
   python scripts/benchmark.py --suite quick
+  python scripts/benchmark.py --model imagenet_small     # a model file's convolutions
 
 Each repeat is a real training step: a new input and gradOutput (two sets alternate) and a
 weight changed in place, so every spectrum the step needs is computed inside the timed region.
@@ -54,6 +55,42 @@ def suite(name):
         return [('q1', 4, 3, 8, 16, 5, 1, 0), ('q2', 4, 8, 8, 12, 3, 1, 1),
                 ('q3', 4, 4, 8, 16, 7, 2, 0)]
     raise ValueError(f'unknown suite {name!r}: convnet, paper, layers or quick')
+
+
+def model_suite(name, batch=None):
+    """Rows for the convolutions of the model file ``name`` (train.py's ``--model``), in the
+    model's order, each at the input size it sees in the model and at the model's batch size
+    (``batch`` where given): a forward pass of one zero sample through a copy of the model
+    made with direct convolutions records them. Returns the rows and, for the layers that
+    cannot be rows (the rows are square: kernel, stride, padding and input), why not."""
+    from minifft import model_files
+    module = model_files.load(name)
+    net = model_files.create(module, 10, conv=nn.SpatialConvolution)
+    kinds = (nn.SpatialConvolution, nn.SpatialConvolutionFFT)
+    convs = [m for m in net.listModules() if isinstance(m, kinds)]
+    seen = {}
+    for m in convs:
+        def record(x, m=m, run=m.updateOutput):
+            seen[id(m)] = x.shape
+            return run(x)
+        m.updateOutput = record
+    net.evaluate()
+    net.forward(np.zeros((1,) + tuple(module.INPUT_SHAPE), np.float32))
+    rows, skipped, S = [], [], batch or module.BATCH_SIZE
+    for i, m in enumerate(convs, 1):
+        label = f'conv{i}'
+        if id(m) not in seen:
+            skipped.append(f'{label}: not reached by a forward pass')
+            continue
+        H, W = seen[id(m)][2:]
+        pairs = {'kernel': (m.kH, m.kW), 'stride': (m.dH, m.dW), 'padding': (m.padH, m.padW),
+                 'input': (H, W)}
+        odd = [f'{what} {a}x{b}' for what, (a, b) in pairs.items() if a != b]
+        if odd:
+            skipped.append(f'{label}: {", ".join(odd)} (the rows are square)')
+            continue
+        rows.append((label, S, m.nInputPlane, m.nOutputPlane, H, m.kH, m.dH, m.padH))
+    return rows, skipped
 
 
 def flops(S, f, fo, n, k, N):
@@ -389,6 +426,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--suite', default='convnet', choices=('convnet', 'paper', 'layers', 'quick'))
+    p.add_argument('--model', help="instead of a suite: the convolutions of a model file "
+                   "(as train.py's --model), at the model's batch size unless --batch")
     p.add_argument('--layers', help='comma-separated labels to run, e.g. L1,L3')
     p.add_argument('--batch', type=cli.whole(1), help='S (default 128 on a GPU, 16 on a CPU)')
     p.add_argument('--device', default='cpu', choices=('cpu', 'gpu'))
@@ -444,12 +483,21 @@ def main(argv=None):
     if len(set(args.ops)) < len(args.ops):  # each would count twice in the sums
         p.error(f'--ops names an operation twice: {",".join(args.ops)}')
     batch = args.batch or (128 if args.device == 'gpu' else 16)
-    configs = suite(args.suite)
+    if args.model:
+        try:
+            configs, skipped = model_suite(args.model, args.batch)
+        except ValueError as e:
+            p.error(str(e))
+        args.suite, source = f'model:{args.model}', f'model {args.model}'
+        for reason in skipped:
+            print(f'left out {reason}')
+    else:
+        configs, source = suite(args.suite), f'suite {args.suite}'
     if args.layers:
         wanted = args.layers.split(',')
         unknown = set(wanted) - {c[0] for c in configs}
         if unknown:
-            p.error(f'unknown layers {sorted(unknown)} in suite {args.suite}')
+            p.error(f'unknown layers {sorted(unknown)} in {source}')
         configs = [c for c in configs if c[0] in wanted]
     have_torch = False
     if args.torch:

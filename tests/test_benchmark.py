@@ -41,10 +41,47 @@ def test_quick_suite_writes_json_and_plot(tmp_path):
     assert png.stat().st_size > 0
 
 
-def test_bad_arguments_are_named():
+
+MODEL = """from minifft import nn
+INPUT_SHAPE, DATASET, EPOCHS, BATCH_SIZE, LR = (3, 12, 12), 'synthetic', 1, 3, 0.1
+
+
+def create_model(n_classes, conv=nn.SpatialConvolutionFFT):
+    return nn.Sequential(conv(3, 4, 5, 5, 1, 1, 2, 2), nn.SpatialBatchNormalization(4),
+                         nn.ReLU(), nn.SpatialMaxPooling(2, 2, 2, 2),
+                         conv(4, 6, 3, 3, 1, 1, 1, 1), conv(6, 2, 3, 1, 1, 1, 1, 0),
+                         nn.View(-1), nn.Linear(2 * 6 * 6, n_classes))
+"""
+
+
+def test_model_rows_are_its_convolutions_at_their_input_sizes(tmp_path):
+    """--model: each convolution of a model file at the size it sees in the model and the
+    model's batch size; a layer the square rows cannot describe is named, not measured."""
+    (tmp_path / 'm.py').write_text(MODEL)
+    out = tmp_path / 'm.json'
     r = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'benchmark.py'),
-                        '--suite', 'quick', '--layers', 'L9'], capture_output=True, text=True)
-    assert r.returncode == 2 and "unknown layers ['L9']" in r.stderr
+                        '--model', str(tmp_path / 'm.py'), '--repeat', '1', '--warmup', '0',
+                        '--no-torch', '--json', str(out)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert 'left out conv3: kernel 1x3, padding 0x1 (the rows are square)' in r.stdout
+    result = json.loads(out.read_text())
+    assert result['suite'] == f"model:{tmp_path / 'm.py'}"
+    rows = [{k: row[k] for k in ('label', 'S', 'f', 'f_out', 'n', 'k', 'stride', 'pad')}
+            for row in result['rows']]
+    assert rows == [dict(label='conv1', S=3, f=3, f_out=4, n=12, k=5, stride=1, pad=2),
+                    dict(label='conv2', S=3, f=4, f_out=6, n=6, k=3, stride=1, pad=1)]
+    assert all(max(v for k, v in row.items() if 'error' in k) < 1e-4 for row in result['rows'])
+
+def test_bad_arguments_are_named():
+    script = os.path.join(ROOT, 'scripts', 'benchmark.py')
+    r = subprocess.run([sys.executable, script, '--suite', 'quick', '--layers', 'L9'],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown layers ['L9'] in suite quick" in r.stderr
+    r = subprocess.run([sys.executable, script, '--model', 'nosuch'], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "unknown model 'nosuch'; available: " in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr
 
 
 def test_bad_counts_and_files_are_named(tmp_path):
