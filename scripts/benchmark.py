@@ -486,7 +486,7 @@ def main(argv=None):
     if args.model:
         try:
             configs, skipped = model_suite(args.model, args.batch)
-        except ValueError as e:
+        except (ValueError, TypeError) as e:   # the model file's own errors, named
             p.error(str(e))
         args.suite, source = f'model:{args.model}', f'model {args.model}'
         for reason in skipped:

@@ -73,7 +73,7 @@ def test_model_rows_are_its_convolutions_at_their_input_sizes(tmp_path):
                     dict(label='conv2', S=3, f=4, f_out=6, n=6, k=3, stride=1, pad=1)]
     assert all(max(v for k, v in row.items() if 'error' in k) < 1e-4 for row in result['rows'])
 
-def test_bad_arguments_are_named():
+def test_bad_arguments_are_named(tmp_path):
     script = os.path.join(ROOT, 'scripts', 'benchmark.py')
     r = subprocess.run([sys.executable, script, '--suite', 'quick', '--layers', 'L9'],
                        capture_output=True, text=True)
@@ -81,6 +81,11 @@ def test_bad_arguments_are_named():
     r = subprocess.run([sys.executable, script, '--model', 'nosuch'], capture_output=True,
                        text=True)
     assert r.returncode == 2 and "unknown model 'nosuch'; available: " in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr
+    (tmp_path / 'bad.py').write_text(MODEL.replace('conv(3, 4, 5, 5', 'conv(2, 4, 5, 5'))
+    r = subprocess.run([sys.executable, script, '--model', str(tmp_path / 'bad.py')],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and 'input channel count must be 2' in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr
 
 
