@@ -73,6 +73,26 @@ def test_model_rows_are_its_convolutions_at_their_input_sizes(tmp_path):
                     dict(label='conv2', S=3, f=4, f_out=6, n=6, k=3, stride=1, pad=1)]
     assert all(max(v for k, v in row.items() if 'error' in k) < 1e-4 for row in result['rows'])
 
+
+def test_model_shapes_are_found_without_autotuning(tmp_path):
+    """A model file that makes its FFT layers itself (not through ``conv=``) had them autotuned
+    at batch 1 by the pass that finds the input sizes."""
+    from minifft.nn import autotune
+    sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+    try:
+        import benchmark
+    finally:
+        sys.path.pop(0)
+    (tmp_path / 'own.py').write_text(MODEL.replace('conv(4, 6, 3, 3',
+                                                   'nn.SpatialConvolutionFFT(4, 6, 3, 3'))
+    before, was = autotune.tuned(), autotune.enable(True)
+    try:
+        rows, _ = benchmark.model_suite(str(tmp_path / 'own.py'), batch=2)
+        assert autotune.enabled() and autotune.tuned() == before
+    finally:
+        autotune.enable(was)
+    assert [r[0] for r in rows] == ['conv1', 'conv2'] and rows[1][1:5] == (2, 4, 6, 6)
+
 def test_bad_arguments_are_named(tmp_path):
     script = os.path.join(ROOT, 'scripts', 'benchmark.py')
     r = subprocess.run([sys.executable, script, '--suite', 'quick', '--layers', 'L9'],
