@@ -50,10 +50,10 @@ def main(argv=None):
             datasets.prepare_fashion_mnist(out, args.dir, progress=args.progress)
         elif args.command == 'imagefolder':
             skipped = datasets.prepare_imagefolder(out, args.root, args.size, args.workers,
-                                                   args.progress)
+                                                   progress=args.progress)
             print(f'{len(skipped)} unreadable images skipped')
         else:
-            datasets.prepare_imagenet_downsampled(out, args.dir, args.progress)
+            datasets.prepare_imagenet_downsampled(out, args.dir, progress=args.progress)
     except (OSError, ValueError, RuntimeError) as e:
         print(f'prepare_data.py {args.command}: error: {e}', file=sys.stderr)
         return 2  # as argparse's usage errors and train.py's

@@ -8,6 +8,16 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _script():
+    """scripts/benchmark.py as a module, for the tests that call its functions."""
+    sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+    try:
+        import benchmark
+    finally:
+        sys.path.pop(0)
+    return benchmark
+
+
 def test_quick_suite_writes_json_and_plot(tmp_path):
     out, png = tmp_path / 'q.json', tmp_path / 'q.png'
     r = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'benchmark.py'),
@@ -39,7 +49,6 @@ def test_quick_suite_writes_json_and_plot(tmp_path):
         low, high = row['direct']['vs_quartiles']
         assert 0 < low <= row['direct']['vs'] <= high
     assert png.stat().st_size > 0
-
 
 
 MODEL = """from minifft import nn
@@ -78,11 +87,7 @@ def test_model_shapes_are_found_without_autotuning(tmp_path):
     """A model file that makes its FFT layers itself (not through ``conv=``) had them autotuned
     at batch 1 by the pass that finds the input sizes."""
     from minifft.nn import autotune
-    sys.path.insert(0, os.path.join(ROOT, 'scripts'))
-    try:
-        import benchmark
-    finally:
-        sys.path.pop(0)
+    benchmark = _script()
     (tmp_path / 'own.py').write_text(MODEL.replace('conv(4, 6, 3, 3',
                                                    'nn.SpatialConvolutionFFT(4, 6, 3, 3'))
     before, was = autotune.tuned(), autotune.enable(True)
@@ -92,6 +97,7 @@ def test_model_shapes_are_found_without_autotuning(tmp_path):
     finally:
         autotune.enable(was)
     assert [r[0] for r in rows] == ['conv1', 'conv2'] and rows[1][1:5] == (2, 4, 6, 6)
+
 
 def test_bad_arguments_are_named(tmp_path):
     script = os.path.join(ROOT, 'scripts', 'benchmark.py')
@@ -143,11 +149,7 @@ def test_measure_times_each_round_after_an_untimed_step_of_its_own():
     """With a pause between rounds (a CPU's), every implementation runs once untimed before
     each timed round, so that no side is timed cold; without one (a GPU's), every round after
     the warm-up is timed."""
-    sys.path.insert(0, os.path.join(ROOT, 'scripts'))
-    try:
-        import benchmark
-    finally:
-        sys.path.pop(0)
+    benchmark = _script()
     for gap, timed_calls in ((1e-3, [3, 5, 7]), (0, [2, 3, 4])):
         log = []
 
