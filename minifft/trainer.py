@@ -184,31 +184,31 @@ def step_bytes(model, criterion, sample_shape, batches=(16, 32)):
     probe, criterion, state = copy.deepcopy(model), copy.deepcopy(criterion), random.get_state()
     probe.training()
     ffts = [m for m in probe.listModules() if isinstance(m, SpatialConvolutionFFT)]
-    tuning, tracing = autotune.enable(False), tracemalloc.is_tracing()
+    tracing = tracemalloc.is_tracing()
     threads = parallel.set_threads(1)
     peaks = [0, 0]
     try:
         if not tracing:
             tracemalloc.start()
-        for strategy in PLANS if ffts else [None]:
-            for layer in ffts:
-                layer.strategy = strategy
-            for i, batch in enumerate(batches):
-                tracemalloc.reset_peak()
-                base = tracemalloc.get_traced_memory()[0]
-                x = np.zeros((batch,) + tuple(sample_shape), probe.dtype())
-                target = np.zeros(batch, np.int64)
-                for _ in range(2):  # the second step runs beside what the first one kept
-                    out = probe.forward(x)
-                    criterion.forward(out, target)
-                    probe.backward(x, criterion.backward(out, target))
-                del x, target, out
-                probe.clearState()
-                peaks[i] = max(peaks[i], tracemalloc.get_traced_memory()[1] - base)
+        with autotune.disabled():
+            for strategy in PLANS if ffts else [None]:
+                for layer in ffts:
+                    layer.strategy = strategy
+                for i, batch in enumerate(batches):
+                    tracemalloc.reset_peak()
+                    base = tracemalloc.get_traced_memory()[0]
+                    x = np.zeros((batch,) + tuple(sample_shape), probe.dtype())
+                    target = np.zeros(batch, np.int64)
+                    for _ in range(2):  # the second step runs beside what the first one kept
+                        out = probe.forward(x)
+                        criterion.forward(out, target)
+                        probe.backward(x, criterion.backward(out, target))
+                    del x, target, out
+                    probe.clearState()
+                    peaks[i] = max(peaks[i], tracemalloc.get_traced_memory()[1] - base)
     finally:
         if not tracing:
             tracemalloc.stop()
-        autotune.enable(tuning)
         parallel.set_threads(threads)
         random.set_state(state)
     per_sample = max(0.0, (peaks[1] - peaks[0]) / (batches[1] - batches[0]))

@@ -75,11 +75,8 @@ def model_suite(name, batch=None):
             return run(x)
         m.updateOutput = record
     net.evaluate()
-    tuning = nn.autotune.enable(False)  # FFT layers the model makes itself: no timing at S=1
-    try:
+    with nn.autotune.disabled():  # FFT layers the model makes itself: no timing at S=1
         net.forward(np.zeros((1,) + tuple(module.INPUT_SHAPE), np.float32))
-    finally:
-        nn.autotune.enable(tuning)
     rows, skipped, S = [], [], batch or module.BATCH_SIZE
     for i, m in enumerate(convs, 1):
         label = f'conv{i}'

@@ -86,3 +86,19 @@ def test_autotune_skips_plans_that_do_not_fit(monkeypatch):
     monkeypatch.setattr(autotune, '_time_step', lambda *a: (_ for _ in ()).throw(MemoryError('x')))
     with pytest.raises(MemoryError, match='no FFT plan fits geometry'):
         autotune.fastest(np, np.float64, geometry)
+
+
+@pytest.mark.parametrize('before', [True, False])
+def test_disabled_turns_autotuning_off_inside_only(before):
+    """``autotune.disabled()`` (the shape pass of benchmark.py --model, train.py's memory
+    probe): off inside, the previous setting back after, an error inside too."""
+    previous = autotune.enable(before)
+    try:
+        with autotune.disabled():
+            assert not autotune.enabled()
+        assert autotune.enabled() is before
+        with pytest.raises(RuntimeError), autotune.disabled():
+            raise RuntimeError('inside')
+        assert autotune.enabled() is before
+    finally:
+        autotune.enable(previous)

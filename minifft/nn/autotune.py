@@ -2,6 +2,7 @@
 strategy 'auto' times the candidate plans on training steps of each new layer geometry,
 once per process, and keeps the fastest (``fastest``). Off by default (``enable``).
 """
+import contextlib
 import time
 
 import numpy as np
@@ -24,6 +25,17 @@ def enable(on):
 
 def enabled():
     return _state['enabled']
+
+
+@contextlib.contextmanager
+def disabled():
+    """Autotuning off inside (a pass whose plans must not be timed: one that finds a model's
+    shapes at batch 1, or measures its memory), the previous setting back after."""
+    previous = enable(False)
+    try:
+        yield
+    finally:
+        enable(previous)
 
 
 def tuned():
