@@ -164,6 +164,22 @@ def evaluate(model, criterion, loader, progress=True, comm=Single()):
     return meter.read(comm)
 
 
+def _traced_peak(probe, criterion, sample_shape, batch):
+    """Bytes two training steps of ``probe`` on a batch of zeros allocate at most beyond what
+    was held before (the second step runs beside what the first one kept), by tracemalloc."""
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    x = np.zeros((batch,) + tuple(sample_shape), probe.dtype())
+    target = np.zeros(batch, np.int64)
+    for _ in range(2):
+        out = probe.forward(x)
+        criterion.forward(out, target)
+        probe.backward(x, criterion.backward(out, target))
+    del x, target, out
+    probe.clearState()
+    return tracemalloc.get_traced_memory()[1] - base
+
+
 def step_bytes(model, criterion, sample_shape, batches=(16, 32)):
     """The host memory a training step of ``model`` takes, measured: ``(fixed, per_sample)``
     bytes, from the peak of NumPy's allocations (tracemalloc) in a forward and backward pass
@@ -195,17 +211,7 @@ def step_bytes(model, criterion, sample_shape, batches=(16, 32)):
                 for layer in ffts:
                     layer.strategy = strategy
                 for i, batch in enumerate(batches):
-                    tracemalloc.reset_peak()
-                    base = tracemalloc.get_traced_memory()[0]
-                    x = np.zeros((batch,) + tuple(sample_shape), probe.dtype())
-                    target = np.zeros(batch, np.int64)
-                    for _ in range(2):  # the second step runs beside what the first one kept
-                        out = probe.forward(x)
-                        criterion.forward(out, target)
-                        probe.backward(x, criterion.backward(out, target))
-                    del x, target, out
-                    probe.clearState()
-                    peaks[i] = max(peaks[i], tracemalloc.get_traced_memory()[1] - base)
+                    peaks[i] = max(peaks[i], _traced_peak(probe, criterion, sample_shape, batch))
     finally:
         if not tracing:
             tracemalloc.stop()
