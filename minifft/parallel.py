@@ -99,11 +99,20 @@ def slices(n, step):
 def split(n, parts, whole=1):
     """``[0, n)`` cut into at most ``parts`` slices of nearly equal length (multiples of
     ``whole``, but for the last), so that threads taking one slice each finish together; none
-    for an empty range."""
+    for an empty range. The longer slices come first: threads take slices in turn, and where
+    the lengths alternated (imagenet_small's conv4: 52 frequencies in 8 blocks, 6, 7, 6, 7,
+    ...), the helper, starting last, took every longer one and the caller waited 0.37 ms for
+    it at each product. (Where n is not a multiple of ``whole``, the longer slices come last
+    instead, so that the last one, short of a whole unit, is one of them.)"""
     if n <= 0:
         return []
     units = -(-n // whole)
-    bounds = sorted({min(n, units * i // parts * whole) for i in range(parts + 1)})
+    count = min(parts, units)
+    each, extra = divmod(units, count)
+    longer = range(extra) if units * whole == n else range(count - extra, count)
+    bounds = [0]
+    for i in range(count):
+        bounds.append(min(n, bounds[-1] + (each + (i in longer)) * whole))
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
 

@@ -287,10 +287,12 @@ def test_share_host_cores_sets_blas_and_fft_threads():
 
 
 @pytest.mark.parametrize('n,parts,whole', [(1536, 26, 1), (6144, 4, 1), (10, 4, 3), (3, 4, 1),
-                                           (0, 2, 1), (7, 1, 1), (96, 8, 16)])
+                                           (0, 2, 1), (7, 1, 1), (96, 8, 16), (52, 8, 1),
+                                           (11, 3, 3)])
 def test_split_covers_the_range_in_nearly_equal_slices(n, parts, whole):
     """``split`` cuts [0, n) into at most ``parts`` slices, in order and without gaps, whose
-    lengths are multiples of ``whole`` (but for the last) and differ by at most ``whole``."""
+    lengths are multiples of ``whole`` (but for the last) and differ by at most ``whole``,
+    the longer ones first where n is a multiple of ``whole`` (threads take them in turn)."""
     from minifft import parallel
     s = parallel.split(n, parts, whole)
     assert len(s) <= parts
@@ -298,6 +300,8 @@ def test_split_covers_the_range_in_nearly_equal_slices(n, parts, whole):
     lengths = [sl.stop - sl.start for sl in s]
     assert all(length > 0 and length % whole == 0 for length in lengths[:-1])
     assert not lengths or max(lengths) - min(lengths) <= whole
+    if n % whole == 0:
+        assert lengths == sorted(lengths, reverse=True)
     assert len(s) == min(parts, -(-n // whole))
 
 

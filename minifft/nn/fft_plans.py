@@ -406,15 +406,12 @@ class DFTPlan:
         """The multiplied frequencies in ``n`` blocks, each as the runs of consecutive
         indices it multiplies and the twins of those, which the block copies itself (one copy
         of all twins after the products, on one thread, took 0.2 ms of imagenet_small's
-        conv4). Larger blocks first: blocks differ by a frequency where the count does not
-        divide (conv4's 52 in 8: 6, 7, 6, 7, ...), and as the threads take them in turn, the
-        helper, starting last, got all the larger ones (the caller waited 0.37 ms for it at
-        each product)."""
+        conv4)."""
         blocks = []
         for c in parallel.split(len(self.kept), n):
             mine = np.isin(self._originals, self.kept[c])
             blocks.append((dft.runs(self.kept[c]), self.twins[mine], self._originals[mine]))
-        return sorted(blocks, key=lambda b: sum(s.stop - s.start for s in b[0]), reverse=True)
+        return blocks
 
     def grad_weight(self, D, X, acc=None, scale=1):
         """The weight gradient ``(f', f, kH, kW)``, or with ``acc`` that array plus ``scale``
