@@ -118,19 +118,25 @@ def timed(fn, sync):
 
 
 def layer_round(layer, xs, gs):
-    """A function timing one training step of a minifft layer, seconds per op (inputs
-    alternate between two sets and the weight changes in place, so every transform is paid
-    for)."""
+    """A function timing a minifft layer's training step, seconds: each op alone, then a whole
+    step ('step': updateOutput and backward, what a training step runs, where the FFT layer
+    makes both gradients together). The ops take the first of two sets of inputs and the
+    step the second, and the weight changes in place before each, so that every transform is
+    paid for."""
     steps = itertools.count(1)
 
     def run():
-        i = next(steps)
-        x, g = xs[i % 2], gs[i % 2]
-        layer.weight *= layer.weight.dtype.type(1 + 1e-7 * (-1) ** i)
-        return {op: timed(call, backend.synchronize) for op, call in (
+        sign = (-1) ** next(steps)
+        (x, y), (g, h) = xs, gs
+        layer.weight *= layer.weight.dtype.type(1 + 1e-7 * sign)
+        times = {op: timed(call, backend.synchronize) for op, call in (
             ('updateOutput', lambda: layer.updateOutput(x)),
             ('updateGradInput', lambda: layer.updateGradInput(x, g)),
             ('accGradParameters', lambda: layer.accGradParameters(x, g, 1)))}
+        layer.weight *= layer.weight.dtype.type(1 - 1e-7 * sign)
+        times['step'] = timed(lambda: (layer.updateOutput(y), layer.backward(y, h, 1)),
+                              backend.synchronize)
+        return times
     return run
 
 
@@ -178,15 +184,18 @@ def measure(rounds, repeat, warmup, ops, gap):
     """Runs every implementation's round in turn, ``warmup`` then ``repeat`` times, so that a
     machine whose speed drifts (a shared VM's does, by 2x over minutes) slows all alike, each
     round after ``gap`` seconds of idleness, as if it ran alone. Per implementation: the median
-    of each op and of their sum ('total'); per pair, the median of the per-round ratios
-    ('vs') and their quartiles ('vs_quartiles'): how far one round strays from another.
+    of each op, of their sum ('total') and of the whole step where its rounds time one
+    ('step'); per pair, the median of the per-round ratios of the sums ('vs') and of the
+    steps ('step_vs'), and their quartiles ('vs_quartiles'): how far one round strays from
+    another.
 
     With a gap, each timed round follows an untimed one of the same implementation, as a
     training step follows the one before: the first step after the process slept runs on
     cores that were idle, and that cost fell unevenly. PyTorch's autograd step, timed after
     its three ops, ran warm (40.0 ms on convnet L4 at batch 16, 41.0 first after a pause),
     while the FFT layer's ops, timed first, ran cold (19.1-19.5 warm, 20.5-21.9 first after
-    a pause: nine hand-overs to a helper thread whose core had gone idle)."""
+    a pause: nine hand-overs to a helper thread whose core had gone idle). Every round's
+    step is timed after its ops."""
     for _ in range(warmup):
         for run in rounds.values():
             time.sleep(gap)
@@ -207,8 +216,8 @@ def measure(rounds, repeat, warmup, ops, gap):
         if name == 'fft':
             continue
         for key, op in (('vs', 'total'), ('step_vs', 'step')):
-            if op in ts[0]:
-                ratios = [t[op] / u['total'] for t, u in zip(ts, fft)]
+            if op in ts[0] and op in fft[0]:
+                ratios = [t[op] / u[op] for t, u in zip(ts, fft)]
                 result[name][key] = float(np.median(ratios))
                 result[name][key + '_quartiles'] = [float(q) for q in
                                                     np.percentile(ratios, (25, 75))]
@@ -325,10 +334,10 @@ def print_table(rows, ops, impls):
             f'{"tiles":>5s} {"plan":>5s}')
     for impl in impls:
         head += ''.join(f' {impl[:3] + ":" + SHORT[op]:>11s}' for op in ops)
-        head += f' {impl[:3] + ":sum":>11s}'
+        head += f' {impl[:3] + ":sum":>11s} {impl[:3] + ":step":>11s}'
     head += ''.join(f' {"fft/" + i[:3]:>9s}' for i in impls if i != 'fft')
     if 'torch' in impls:
-        head += f' {"torch:step":>11s} {"fft/step":>9s} {"quartiles":>11s}'
+        head += f' {"fft/step":>9s} {"quartiles":>11s}'
     head += f' {"err":>8s}'
     print(head)
     for r in rows:
@@ -337,19 +346,20 @@ def print_table(rows, ops, impls):
                 f'{r["fft_plan"]:>5s}')
         for impl in impls:
             line += ''.join(f' {r[impl][op] * 1e3:11.1f}' for op in ops)
-            line += f' {r[impl]["total"] * 1e3:11.1f}'
+            line += f' {r[impl]["total"] * 1e3:11.1f} {r[impl]["step"] * 1e3:11.1f}'
         line += ''.join(f' {r[i]["vs"]:8.2f}x' for i in impls if i != 'fft')
         if 'torch' in impls:
             low, high = r['torch']['step_vs_quartiles']
-            line += (f' {r["torch"]["step"] * 1e3:11.1f} {r["torch"]["step_vs"]:8.2f}x'
-                     f' {f"{low:.2f}-{high:.2f}":>11s}')
+            line += f' {r["torch"]["step_vs"]:8.2f}x {f"{low:.2f}-{high:.2f}":>11s}'
         line += f' {max(v for k, v in r.items() if k.startswith("error")):8.1e}'
         print(line, flush=True)
-    print('times in ms per operation (median); fft/X = how many times faster the FFT layer is '
-          'than X over the operations timed (median of the per-round ratios: the '
-          'implementations take turns, round by round); torch:step = conv2d forward + autograd '
-          "backward; quartiles = fft/step's per-round ratios, first and third quartile; err = "
-          'largest relative L2 difference FFT vs direct')
+    print('times in ms per operation (median); X:step = a training step (minifft: updateOutput '
+          '+ backward, which makes both gradients together; torch: conv2d forward + autograd '
+          'backward); fft/X = how many times faster the FFT layer is than X over the '
+          'operations timed (median of the per-round ratios: the implementations take turns, '
+          'round by round); fft/step = the same for the steps, against PyTorch; quartiles = '
+          "its per-round ratios' first and third quartile; err = largest relative L2 "
+          'difference FFT vs direct')
 
 
 def print_gemm_rates(rows):

@@ -35,8 +35,8 @@ def test_quick_suite_writes_json_and_plot(tmp_path):
         assert max(errors.values()) < 1e-4, errors
         for impl in ('fft', 'direct'):
             assert set(row[impl]) >= {'updateOutput', 'updateGradInput', 'accGradParameters',
-                                      'total'}
-            assert all(v > 0 for k, v in row[impl].items() if k != 'vs_quartiles')
+                                      'total', 'step'}
+            assert all(v > 0 for k, v in row[impl].items() if not k.endswith('quartiles'))
         # autotuned: any plan may win where timings are close
         assert row['fft_plan'] in ('dft', 'fft', 'tiled') and row['fft_bytes'] > 0
         assert row['fft_window'][0] == row['fft_size'] and min(row['fft_window']) > 0
@@ -46,8 +46,9 @@ def test_quick_suite_writes_json_and_plot(tmp_path):
         assert set(row['gemm_gflops']) == {'sgemm', 'updateOutput', 'updateGradInput',
                                            'accGradParameters'}
         assert all(v > 0 for v in row['gemm_gflops'].values())
-        low, high = row['direct']['vs_quartiles']
-        assert 0 < low <= row['direct']['vs'] <= high
+        for key in ('vs', 'step_vs'):
+            low, high = row['direct'][key + '_quartiles']
+            assert 0 < low <= row['direct'][key] <= high
     assert png.stat().st_size > 0
 
 
@@ -171,3 +172,10 @@ def test_measure_times_each_round_after_an_untimed_step_of_its_own():
     result = benchmark.measure({'fft': lambda: {'op': 1.0}, 'other': lambda: {'op': next(times)}},
                                repeat=5, warmup=0, ops=('op',), gap=0)
     assert result['other']['vs'] == 3.0 and result['other']['vs_quartiles'] == [2.0, 4.0]
+    # steps against steps, where both sides time one
+    steps = iter([6.0, 2.0, 8.0, 4.0, 10.0])
+    result = benchmark.measure({'fft': lambda: {'op': 1.0, 'step': 2.0},
+                                'other': lambda: {'op': 1.0, 'step': next(steps)}},
+                               repeat=5, warmup=0, ops=('op',), gap=0)
+    assert result['other']['step_vs'] == 3.0 and result['other']['step_vs_quartiles'] == [2.0, 4.0]
+    assert result['other']['vs'] == 1.0

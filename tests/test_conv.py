@@ -215,7 +215,8 @@ def test_identity_policy_used_on_the_gpu(conv, rng):
     stats = cache.stats()
     if conv is nn.SpatialConvolutionFFT:
         assert stats['forward'] == {'input': 3, 'weight': 3, 'gradOutput': 3}
-        assert stats['reused'] == {'input': 3, 'weight': 3, 'gradOutput': 3}
+        # backward makes both gradients from one lookup of gradOutput's spectrum
+        assert stats['reused'] == {'input': 3, 'weight': 3, 'gradOutput': 0}
     else:
         assert stats['forward']['columns'] == 3 and stats['reused']['columns'] == 3
     layer.zeroGradParameters()
@@ -255,6 +256,34 @@ def test_acc_grad_parameters_alone(rng):
     assert rel_err(layer.gradWeight, gw_ref) < 1e-10 and rel_err(layer.gradBias, gb_ref) < 1e-10
     layer.updateGradInput(x, go)  # and the gradOutput spectrum is then reused
     assert layer.fft_cache.stats()['reused']['gradOutput'] == 1
+
+
+@pytest.mark.parametrize('case', CASES)
+@pytest.mark.parametrize('strategy', ['dft', 'fft', 'tiled'])
+def test_backward_is_update_grad_input_then_acc_grad_parameters(strategy, case, rng):
+    """The FFT layer's backward makes both gradients in one pass of the plan; it gives what
+    the two operations give apart, accumulating ``scale`` times the gradients onto what the
+    parameters' gradients held, and with ``gradInputNeeded`` off only the parameters'."""
+    together, x = make(fft_with(strategy), case, np.float64, rng=rng)
+    apart = nn.SpatialConvolutionFFT(*_ctor(case), strategy=strategy).type(np.float64)
+    apart.weight, apart.bias = together.weight.copy(), together.bias.copy()
+    go = rng.standard_normal(together.forward(x).shape)
+    apart.forward(x)
+    for layer in (together, apart):
+        layer.gradWeight[...] = 1.0
+        layer.gradBias[...] = 2.0
+    gi = together.backward(x, go, 0.5)
+    assert rel_err(gi, apart.updateGradInput(x, go)) < 1e-12
+    apart.accGradParameters(x, go, 0.5)
+    assert rel_err(together.gradWeight, apart.gradWeight) < 1e-12
+    assert rel_err(together.gradBias, apart.gradBias) < 1e-12
+    _, gw_ref, gb_ref = conv_grads_reference(x, together.weight, go, case[7:9], case[9:11])
+    assert rel_err(together.gradWeight, 1.0 + 0.5 * gw_ref) < 1e-10
+    together.gradInputNeeded = False
+    together.zeroGradParameters()
+    assert together.backward(x, go) is None and together.gradInput is None
+    assert rel_err(together.gradWeight, gw_ref) < 1e-10
+    assert rel_err(together.gradBias, gb_ref) < 1e-10
 
 
 @pytest.mark.parametrize('strategy', ['dft', 'fft'])

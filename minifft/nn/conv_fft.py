@@ -35,7 +35,7 @@ from .conv import _SpatialConvolutionBase
 from .fft_cache import FFTCache
 from .fft_plans import own_threads
 from .plan_choice import STRATEGIES, make_plan
-from .module import as_image_batch
+from .module import as_image_batch, check_float_array
 
 
 class SpatialConvolutionFFT(_SpatialConvolutionBase):
@@ -114,9 +114,7 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
         plan = self.plan(x)
         D = self._grad_output_spectrum(g, plan, fresh=True)
         K = self._weight_spectrum(plan)
-        gi = plan.grad_input(D, K)
-        self.fft_cache.count_inverse('gradInput')
-        self.gradInput = gi.reshape(input.shape)
+        self._set_grad_input(plan.grad_input(D, K), input)
         return self.gradInput
 
     def _acc_grad_parameters(self, input, gradOutput, scale):
@@ -125,10 +123,35 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
         X = self._input_spectrum(x, plan)
         D = self._grad_output_spectrum(g, plan)
         plan.grad_weight(D, X, acc=self.gradWeight, scale=scale)
+        self._acc_spectral_grads(D, scale)
+
+    def backward(self, input, gradOutput, scale=1):
+        """``updateGradInput`` then ``accGradParameters``, as ``Module.backward``, made
+        together by the plan (``backward`` there: two hand-overs of work to the helper
+        threads fewer, gradOutput's spectrum looked up once)."""
+        if not self.gradInputNeeded:
+            return super().backward(input, gradOutput, scale)
+        check_float_array(self, gradOutput, 'gradOutput', finite=False)
+        with own_threads(backend.get_array_module(input)):
+            x, g = self._grad_batch(input, gradOutput)
+            plan = self.plan(x)
+            D = self._grad_output_spectrum(g, plan, fresh=True)
+            K = self._weight_spectrum(plan)
+            X = self._input_spectrum(x, plan)
+            gi, _ = plan.backward(D, K, X, acc=self.gradWeight, scale=scale)
+            self._set_grad_input(gi, input)
+            self._acc_spectral_grads(D, scale)
+        return self.gradInput
+
+    def _set_grad_input(self, gi, input):
+        self.fft_cache.count_inverse('gradInput')
+        self.gradInput = gi.reshape(input.shape)
+
+    def _acc_spectral_grads(self, D, scale):
+        """Counts the weight gradient made, and adds the bias gradient: gradOutput's sum over
+        samples and pixels is its spectrum's DC term, at hand (no pass over gradOutput)."""
         self.fft_cache.count_inverse('gradWeight')
         if self.bias is not None:
-            # gradOutput's sum over samples and pixels is its spectrum's DC term, at hand:
-            # no pass over gradOutput
             self.gradBias += scale * D[0].real.sum(axis=0)
 
     def clearState(self):

@@ -38,6 +38,7 @@ transposes each chunk of maps after its 2-D FFT). ``plan_choice.make_plan`` pick
 rule, or, with autotuning on, by timing the candidates once per geometry (autotune.py).
 """
 import contextlib
+import itertools
 
 import numpy as np
 
@@ -118,7 +119,7 @@ class DFTPlan:
         pick[:kW] = pick[3 * kW:] = np.eye(kW)
         self.taps_pick = xp.asarray(pick, self.real)
         self._map_transforms()
-        self._work = None
+        self._work = {}
         # on a CPU the products skip the frequencies that are their twins' conjugates
         none = np.zeros(0, np.intp)
         self.twins, self._originals = (dft.conjugate_twins(self.NH, self.NW) if xp is np
@@ -146,18 +147,19 @@ class DFTPlan:
                                                     aw.N, 1), self.real)
                       for k in ('output', 'gradInput')}
 
-    def _scratch(self, shape):
-        """A complex buffer of ``shape`` from one workspace that the plan keeps across steps
+    def _scratch(self, shape, slot=0):
+        """A complex buffer of ``shape`` from a workspace that the plan keeps across steps
         and operations (each product's result is consumed by its own inverse before the next
-        operation runs). Fresh arrays of this size (~100 MB on convnet L1) cost more than
-        the GEMMs that fill them: their pages are faulted in and zeroed on every step."""
+        operation runs; ``backward`` runs two at once, the second in ``slot`` 1). Fresh arrays
+        of this size (~100 MB on convnet L1) cost more than the GEMMs that fill them: their
+        pages are faulted in and zeroed on every step."""
         n = int(np.prod(shape))
-        if self._work is None or self._work.size < n:
-            self._work = self.xp.empty(n, self.cplx)
-        return self._work[:n].reshape(shape)
+        if slot not in self._work or self._work[slot].size < n:
+            self._work[slot] = self.xp.empty(n, self.cplx)
+        return self._work[slot][:n].reshape(shape)
 
     def scratch_nbytes(self):
-        return 0 if self._work is None else int(self._work.nbytes)
+        return sum(int(w.nbytes) for w in self._work.values())
 
     def _into(self, spare, shape):
         """``spare`` (a stale spectrum from the cache) as a complex array of ``shape`` if it
@@ -206,8 +208,9 @@ class DFTPlan:
     def _inverse(self, z, kind, bias=None, transposed=False):
         """Real maps ``(S, P, Rh, Rw)`` read back from a spectrum ``(F, T*S, P)``, or with
         ``transposed`` from ``(F, P, T*S)`` (T: the tiles of each map), chunk of maps by
-        chunk, plus ``bias`` per plane P if given. Transposed, a chunk is whole planes, their
-        maps written to their place while in cache, rather than in one more pass."""
+        chunk, plus ``bias`` per plane P if given, as the maps (still to be written) and the
+        step that writes them (see ``_run``). Transposed, a chunk is whole planes, their maps
+        written to their place while in cache, rather than in one more pass."""
         F, B1, B2 = z.shape
         tiles = self.ah.tiles * self.aw.tiles
         S, P = (B2 // tiles, B1) if transposed else (B1 // tiles, B2)
@@ -231,8 +234,17 @@ class DFTPlan:
                 self._read_back(z, c, kind, False, flat[c].transpose(1, 0, 2))
                 if per_map is not None:
                     flat[c] += per_map[c]
-        self._each(chunk, chunks)
-        return out
+        return out, (chunk, chunks)
+
+    def _run(self, *operations):
+        """Runs operations given as lists of steps, each step a function and the items it
+        runs on (chunks of maps, blocks of frequencies), the i-th steps of all operations in
+        one parallel call: ``backward``'s two operations hand work to the helper threads
+        three times instead of five, and the items of two steps even out the threads' shares
+        better than those of one. An operation's items come before the next one's."""
+        for steps in itertools.zip_longest(*operations):
+            work = [(fn, item) for fn, items in filter(None, steps) for item in items]
+            self._each(lambda w: w[0](w[1]), work)
 
     def _each(self, fn, items):
         """``fn`` over ``items`` (chunks of maps, blocks of frequencies: each writes its own
@@ -332,8 +344,10 @@ class DFTPlan:
     def output(self, X, K, bias=None):
         """The output maps, plus ``bias`` per output plane if given (every plan's
         ``output`` takes it)."""
-        Y, transposed = self.output_products(X, K)
-        return self._inverse(Y, 'output', bias, transposed=transposed)
+        Y, transposed, products = self._output_products(X, K)
+        out, read = self._inverse(Y, 'output', bias, transposed=transposed)
+        self._run([products, read])
+        return out
 
     def output_products(self, X, K):
         """The output's spectrum, ``X @ K^T`` ``(F, S, f')``, or ``(F, f', S)`` with
@@ -341,20 +355,35 @@ class DFTPlan:
         taken planes first, ``K @ X^T``: OpenBLAS ran them 1.3-1.7x faster on convnet L2-L5 at
         batch 16 (L5 27.7 -> 19.5 ms), and slower with few planes (L1). In the plan's
         workspace: valid until its next product."""
+        Y, transposed, products = self._output_products(X, K)
+        self._run([products])
+        return Y, transposed
+
+    def _output_products(self, X, K):
+        """``output_products``' result (still to be written), its layout and the step that
+        writes it."""
         xp = self.xp
         S, f, g = X.shape[1], X.shape[2], K.shape[1]
         if xp is np and f >= S:
             Yt = self._scratch((X.shape[0], g, S))
-            self._products(lambda s: xp.matmul(K[s], X[s].transpose(0, 2, 1), out=Yt[s]), Yt)
-            return Yt, True
+            return Yt, True, self._products(
+                lambda s: xp.matmul(K[s], X[s].transpose(0, 2, 1), out=Yt[s]), Yt)
         Y = self._scratch((X.shape[0], S, g))
-        self._products(lambda s: xp.matmul(X[s], K[s].transpose(0, 2, 1), out=Y[s]), Y)
-        return Y, False
+        return Y, False, self._products(
+            lambda s: xp.matmul(X[s], K[s].transpose(0, 2, 1), out=Y[s]), Y)
 
     def grad_input(self, D, K):
         """The input gradient's maps."""
-        G, transposed = self.grad_input_products(D, K)
-        return self._inverse(G, 'gradInput', transposed=transposed)
+        out, steps = self._grad_input(D, K)
+        self._run(steps)
+        return out
+
+    def _grad_input(self, D, K, slot=0):
+        """The input gradient's maps (still to be written) and the steps that write them, its
+        products in the workspace ``slot``."""
+        G, transposed, products = self._grad_input_products(D, K, slot)
+        out, read = self._inverse(G, 'gradInput', transposed=transposed)
+        return out, [products, read]
 
     def grad_input_products(self, D, K):
         """The input gradient's spectrum, ``D @ K`` ``(F, S, f)``, or ``(F, f, S)`` with
@@ -363,16 +392,29 @@ class DFTPlan:
         its kernel column, rather than one GEMM per frequency: convnet L1's (16 x 96 by 96 x
         3, 8,320 of them) are bound by the BLAS's cost per call, and measured 17-23 -> 10-15
         ms at batch 16, 62-71 -> 37 at 64. In the plan's workspace, like ``output_products``."""
+        G, transposed, products = self._grad_input_products(D, K)
+        self._run([products])
+        return G, transposed
+
+    def _grad_input_products(self, D, K, slot=0):
         xp = self.xp
         S, f = D.shape[1], K.shape[2]
         if xp is np and f <= _MATVEC_PLANES and _matvec is not None:
-            Gt = self._scratch((D.shape[0], f, S))
-            self._products(lambda s: _matvec(D[s, None], K[s].transpose(0, 2, 1), out=Gt[s]),
-                           Gt)
-            return Gt, True
-        G = self._scratch(D.shape[:2] + (f,))
-        self._products(lambda s: xp.matmul(D[s], K[s], out=G[s]), G)
-        return G, False
+            Gt = self._scratch((D.shape[0], f, S), slot)
+            return Gt, True, self._products(
+                lambda s: _matvec(D[s, None], K[s].transpose(0, 2, 1), out=Gt[s]), Gt)
+        G = self._scratch(D.shape[:2] + (f,), slot)
+        return G, False, self._products(lambda s: xp.matmul(D[s], K[s], out=G[s]), G)
+
+    def backward(self, D, K, X, acc=None, scale=1):
+        """``(grad_input(D, K), grad_weight(D, X, acc, scale))``, made together, the two
+        operations' products in one parallel call and their read-backs in another (see
+        ``_run``); the input gradient's products in a second workspace. Convnet L4's step
+        at batch 16: 0.976x the time (in-process A/B against the two operations apart)."""
+        gi, input_steps = self._grad_input(D, K, slot=1)
+        gw, weight_steps = self._grad_weight(D, X, acc, scale)
+        self._run(weight_steps, input_steps)   # the weight gradient's larger items first
+        return gi, gw
 
     def _blocks(self, nbytes, size=None):
         """How many blocks to cut work on ``nbytes`` of data into: one below ``size``
@@ -383,8 +425,8 @@ class DFTPlan:
         return n if n == 1 else -(-n // parallel.threads()) * parallel.threads()
 
     def _products(self, fn, result):
-        """``fn(frequencies)`` (a slice of them) over all frequencies of ``result``, in blocks
-        shared among the threads (``_each``): one small product per frequency, too small to
+        """The step (see ``_run``) running ``fn(frequencies)`` (a slice of them) over all
+        frequencies of ``result``, in blocks shared among the threads: one small product per frequency, too small to
         split among cores well (convnet L1's, 16 x 3 by 3 x 96, ran at 8 GFLOP/s: 31 -> 16 ms
         in two blocks on two cores). A small ``result`` is made in one block, on the calling
         thread. The frequencies that are conjugate twins of others (``dft.conjugate_twins``;
@@ -400,7 +442,7 @@ class DFTPlan:
                 fn(s)
             if len(twins):
                 result[twins] = result[originals].conj()
-        self._each(block, self._product_blocks[n])
+        return block, self._product_blocks[n]
 
     def _frequency_blocks(self, n):
         """The multiplied frequencies in ``n`` blocks, each as the runs of consecutive
@@ -427,6 +469,13 @@ class DFTPlan:
         products that make the real part, writing the weight's layout. (One complex GEMM whose
         real part was then copied out: L4's step 1.01-1.04x the time, the other convnet layers
         alike; 335-344 against 277 us a block of 2,048 pairs on one core.)"""
+        out, steps = self._grad_weight(D, X, acc, scale)
+        self._run(steps)
+        return out
+
+    def _grad_weight(self, D, X, acc, scale):
+        """``grad_weight``'s result (still to be written, or ``acc``) and the steps that write
+        it."""
         xp = self.xp
         a, b = self._weight_operands(D, X)
         kH, Q, kW = self.taps_h.shape[0], self.aw.Q, self.taps_pick.shape[1]
@@ -438,7 +487,6 @@ class DFTPlan:
             V = self._weight_products(a, b, cols, planes)
             xp.matmul(self.taps_h, V.reshape(self.NH, -1),
                       out=U[:, cols, planes].reshape(kH, -1))
-        self._each(block, self._weight_blocks(a, b))
         parts = U.reshape(kH, Q, A * B).view(self.real)      # (kH, Q, pairs (re, im))
         out = xp.empty((b.shape[2], A, kH, kW) if a is X else (A, B, kH, kW),
                        self.real) if acc is None else acc
@@ -459,8 +507,8 @@ class DFTPlan:
                 by_a[planes] += taps
         # blocks sized by the rows each reads (sized by the taps it writes, imagenet_small's
         # conv4, 3x3, made one block: 0.7 ms of its step on one thread)
-        self._each(finish, parallel.split(A, self._blocks(kH * Q * A * B * self.cplx.itemsize)))
-        return out
+        rows = parallel.split(A, self._blocks(kH * Q * A * B * self.cplx.itemsize))
+        return out, [(block, self._weight_blocks(a, b)), (finish, rows)]
 
     def grad_weight_products(self, D, X):
         """The weight gradient's whole spectrum, ``D^T @ X`` ``(F, f', f)``, or its transpose
