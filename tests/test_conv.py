@@ -193,6 +193,29 @@ def test_in_place_input_change_is_detected(rng):
     assert _counts(layer)[0]['input'] == 2
 
 
+@pytest.mark.parametrize('changed', ['input', 'weight', 'gradOutput'])
+def test_in_place_changes_before_backward_are_seen(changed, rng):
+    """A kept spectrum that backward checks while its other transforms run (FFTCache.get_all)
+    and finds stale is made anew from the array as it is now: the gradients are those of the
+    changed array, whichever it was, and it alone is transformed twice."""
+    layer, x = make(nn.SpatialConvolutionFFT, CASES[1], np.float64, rng=rng)
+    go = rng.standard_normal(layer.forward(x).shape)
+    if changed == 'gradOutput':   # kept by updateGradInput, checked by accGradParameters
+        layer.updateGradInput(x, go)
+    {'input': x, 'weight': layer.weight, 'gradOutput': go}[changed][0, 0, 0, 0] += 1.0
+    layer.zeroGradParameters()
+    if changed == 'gradOutput':
+        layer.accGradParameters(x, go)
+    else:
+        layer.backward(x, go)
+        gi_ref, _, _ = conv_grads_reference(x, layer.weight, go, (2, 2), (1, 1))
+        assert rel_err(layer.gradInput, gi_ref) < 1e-10
+    _, gw_ref, gb_ref = conv_grads_reference(x, layer.weight, go, (2, 2), (1, 1))
+    assert rel_err(layer.gradWeight, gw_ref) < 1e-10 and rel_err(layer.gradBias, gb_ref) < 1e-10
+    forward = _counts(layer)[0]
+    assert forward == {kind: 1 + (kind == changed) for kind in ('input', 'weight', 'gradOutput')}
+
+
 @pytest.mark.parametrize('conv', [nn.SpatialConvolutionFFT, nn.SpatialConvolution])
 def test_identity_policy_used_on_the_gpu(conv, rng):
     """The cache policy used for CuPy arrays, run on NumPy: forward always transforms anew

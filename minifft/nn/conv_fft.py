@@ -78,15 +78,11 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
         return self.fft_cache.nbytes() + sum(p.scratch_nbytes() for p in self._plans.values())
 
     # -- spectra, through the cache -------------------------------------------------------
-    # fresh=True where the data may be new (see fft_cache.py's identity policy)
-    def _input_spectrum(self, x, plan, fresh=False):
-        return self.fft_cache.get('input', x, plan.meta, plan.input_spectrum, fresh)
-
-    def _weight_spectrum(self, plan, fresh=False):
-        return self.fft_cache.get('weight', self.weight, plan.meta, plan.kernel_spectrum, fresh)
-
-    def _grad_output_spectrum(self, g, plan, fresh=False):
-        return self.fft_cache.get('gradOutput', g, plan.meta, plan.grad_output_spectrum, fresh)
+    def _spectra(self, plan, *requests):
+        """The spectra for ``requests``, ``(kind, source, fresh)`` each, from the cache, the
+        transforms needed made together (FFTCache.get_all). ``fresh`` where the data may be
+        new (see fft_cache.py's identity policy)."""
+        return self.fft_cache.get_all(requests, plan.meta, plan.spectrum, plan.run)
 
     # -- the three operations -------------------------------------------------------------
     def updateOutput(self, input):
@@ -104,8 +100,7 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
     def _update_output(self, input):
         x, oH, oW = self._geometry(input)
         plan = self.plan(x)
-        X = self._input_spectrum(x, plan, fresh=True)
-        K = self._weight_spectrum(plan, fresh=True)
+        X, K = self._spectra(plan, ('input', x, True), ('weight', self.weight, True))
         out = plan.output(X, K, self.bias)  # the bias added chunk by chunk, in cache
         self.fft_cache.count_inverse('output')
         self.output = self._finish_output(out, input, add_bias=False)
@@ -114,16 +109,14 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
     def _update_grad_input(self, input, gradOutput):
         x, g = self._grad_batch(input, gradOutput)
         plan = self.plan(x)
-        D = self._grad_output_spectrum(g, plan, fresh=True)
-        K = self._weight_spectrum(plan)
+        D, K = self._spectra(plan, ('gradOutput', g, True), ('weight', self.weight, False))
         self._set_grad_input(plan.grad_input(D, K), input)
         return self.gradInput
 
     def _acc_grad_parameters(self, input, gradOutput, scale):
         x, g = self._grad_batch(input, gradOutput)
         plan = self.plan(x)
-        X = self._input_spectrum(x, plan)
-        D = self._grad_output_spectrum(g, plan)
+        X, D = self._spectra(plan, ('input', x, False), ('gradOutput', g, False))
         plan.grad_weight(D, X, acc=self.gradWeight, scale=scale)
         self._acc_spectral_grads(D, scale)
 
@@ -137,9 +130,8 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
         with own_threads(backend.get_array_module(input)):
             x, g = self._grad_batch(input, gradOutput)
             plan = self.plan(x)
-            D = self._grad_output_spectrum(g, plan, fresh=True)
-            K = self._weight_spectrum(plan)
-            X = self._input_spectrum(x, plan)
+            D, K, X = self._spectra(plan, ('gradOutput', g, True),
+                                    ('weight', self.weight, False), ('input', x, False))
             gi, _ = plan.backward(D, K, X, acc=self.gradWeight, scale=scale)
             self._set_grad_input(gi, input)
             self._acc_spectral_grads(D, scale)

@@ -38,19 +38,34 @@ def _projection(xp, dtype):
 
 
 def fingerprint(a):
+    stamp, (fn, parts) = _fingerprint_step(a)
+    # large arrays on the team's threads, so that no BLAS thread of its own is woken (see
+    # fft_plans.own_threads); below _SHARED_BYTES waking the team costs more than it saves
+    if backend.get_array_module(a) is np and a.nbytes >= _SHARED_BYTES:
+        parallel.each(fn, parts, blas=True)
+    else:
+        for part in parts:
+            fn(part)
+    return stamp
+
+
+def _fingerprint_step(a):
+    """``a``'s fingerprint, still to be written, and the step that writes it (a function and
+    the parts of the array it takes: one per thread, however the parts are then run, so that
+    every way of running them gives the same bits)."""
     xp = backend.get_array_module(a)
     flat = xp.ascontiguousarray(a).reshape(-1)
     w = _projection(xp, a.dtype)
     rows = flat.size // _ROW
-    head = xp.empty(rows, a.dtype)
+    stamp = xp.empty(rows + 1, a.dtype)
     lines = flat[:rows * _ROW].reshape(rows, _ROW)
-    # large arrays on the team's threads, so that no BLAS thread of its own is woken (see
-    # fft_plans.own_threads); below _SHARED_BYTES waking the team costs more than it saves
-    parts = parallel.split(rows, parallel.threads() if xp is np and a.nbytes >= _SHARED_BYTES
-                           else 1)
-    parallel.each(lambda s: xp.matmul(lines[s], w, out=head[s]), parts, blas=True)
-    tail = flat[rows * _ROW:] @ w[:flat.size - rows * _ROW]
-    return xp.concatenate([head, tail.reshape(1)])
+
+    def part(s):
+        xp.matmul(lines[s], w, out=stamp[s])
+        if s.stop == rows:  # the last part takes the tail
+            stamp[rows] = flat[rows * _ROW:] @ w[:flat.size - rows * _ROW]
+    parts = parallel.split(rows, parallel.threads() if xp is np else 1) or [slice(0, 0)]
+    return stamp, (part, parts)
 
 
 class _Entry:
@@ -63,16 +78,35 @@ class _Entry:
         self.print = stamp
         self.value = value
 
+    def fits(self, meta, source):
+        """Made for this geometry from an array of this shape and dtype."""
+        return (meta == self.meta and tuple(source.shape) == self.shape
+                and source.dtype == self.dtype)
+
     def matches(self, meta, source, stamp):
-        if meta != self.meta or tuple(source.shape) != self.shape or source.dtype != self.dtype:
+        if not self.fits(meta, source):
             return False
         if self.source is not None:
             return (type(source) is type(self.source) and source.strides == self.source.strides
                     and backend.address(source) == backend.address(self.source))
-        if stamp is None or backend.device_of(stamp) != backend.device_of(self.print):
+        return self.printed(stamp)
+
+    def printed(self, stamp):
+        """Made from an array whose fingerprint was ``stamp``."""
+        if stamp is None or self.print is None or (backend.device_of(stamp)
+                                                    != backend.device_of(self.print)):
             return False
         xp = backend.get_array_module(stamp)
         return bool(xp.array_equal(stamp, self.print))
+
+
+def _run_in_turn(*operations):
+    """Runs operations given as lists of steps, each a function and its items, on the calling
+    thread (see fft_plans.DFTPlan.run)."""
+    for steps in operations:
+        for fn, items in steps:
+            for item in items:
+                fn(item)
 
 
 class FFTCache:
@@ -102,20 +136,67 @@ class FFTCache:
         spectrum, whose memory the transform may write the new one into (allocating it anew
         each step costs page faults). ``fresh``: the caller's data may have changed since
         (a new forward), so under the identity policy it is transformed anew."""
-        by_identity = self._by_identity(source)
-        # one pass over the source, for the check and for the new entry alike (on convnet
-        # L1 at batch 64 gradOutput is 342 MB, a pass ~17 ms)
-        stamp = None if by_identity else fingerprint(source)
-        entry = self._entries.get(kind)
-        if entry is not None and not (fresh and by_identity) and entry.matches(meta, source,
-                                                                               stamp):
-            self._reused[kind] = self._reused.get(kind, 0) + 1
-            return entry.value
+        def make(kind, source, spare):
+            return transform(source, spare), []
+        return self.get_all([(kind, source, fresh)], meta, make, _run_in_turn)[0]
+
+    def get_all(self, requests, meta, make, run):
+        """The spectra for ``requests``, ``(kind, source, fresh)`` each (kinds distinct), as
+        ``get`` would return them one by one, with their work shared: ``make(kind, source,
+        spare)`` gives a spectrum still to be written and the steps that write it, and
+        ``run(*operations)`` runs the steps of all the transforms needed at once (a plan's
+        ``run``: their first steps in one parallel call, and so on). A spectrum kept from
+        earlier and not asked for ``fresh`` is checked meanwhile, under fingerprints: its
+        fingerprint taken among those steps rather than in a pass of its own before them, on
+        one thread, and the spectrum transformed anew after them if it no longer matches."""
+        values, pending, checks = {}, [], []
+        for kind, source, fresh in requests:
+            entry = self._entries.get(kind)
+            if self._by_identity(source):
+                if entry is not None and not fresh and entry.matches(meta, source, None):
+                    values[kind] = self._reuse(kind, entry)
+                else:
+                    pending.append(self._start(kind, source, None, make))
+            elif entry is not None and not fresh and entry.fits(meta, source):
+                checks.append((kind, source) + _fingerprint_step(source))
+            else:
+                # one pass over the source, for the check and for the new entry alike (on
+                # convnet L1 at batch 64 gradOutput is 342 MB, a pass ~17 ms)
+                stamp = fingerprint(source)
+                if entry is not None and entry.matches(meta, source, stamp):
+                    values[kind] = self._reuse(kind, entry)
+                else:
+                    pending.append(self._start(kind, source, stamp, make))
+        check_steps = [[step] for *_, step in checks]   # each alongside the first steps
+        if pending:
+            run(*[steps for *_, steps in pending], *check_steps)
+        else:  # nothing to share them with: on this thread, as waking helpers costs more
+            _run_in_turn(*check_steps)
+        stale = []
+        for kind, source, stamp, _ in checks:
+            if self._entries[kind].printed(stamp):
+                values[kind] = self._reuse(kind, self._entries[kind])
+            else:
+                stale.append(self._start(kind, source, stamp, make))
+        if stale:
+            run(*[steps for *_, steps in stale])
+        for kind, source, stamp, value, _ in pending + stale:
+            self._entries[kind] = _Entry(meta, source, value, stamp)
+            self._forward[kind] = self._forward.get(kind, 0) + 1
+            values[kind] = value
+        return [values[kind] for kind, _, _ in requests]
+
+    def _reuse(self, kind, entry):
+        self._reused[kind] = self._reused.get(kind, 0) + 1
+        return entry.value
+
+    def _start(self, kind, source, stamp, make):
+        """A transform of ``source`` begun (its steps still to run), into the memory of the
+        stale spectrum of ``kind``, which is dropped: ``(kind, source, stamp, value,
+        steps)``."""
         stale = self._entries.pop(kind, None)
-        value = transform(source, None if stale is None else stale.value)
-        self._entries[kind] = _Entry(meta, source, value, stamp)
-        self._forward[kind] = self._forward.get(kind, 0) + 1
-        return value
+        value, steps = make(kind, source, None if stale is None else stale.value)
+        return kind, source, stamp, value, steps
 
     def count_inverse(self, kind):
         self._inverse[kind] = self._inverse.get(kind, 0) + 1

@@ -191,7 +191,8 @@ class DFTPlan:
         rows row-index first, then one GEMM, took 2-10x as long on convnet L4 and L5: L5's
         input on one core 2.2 -> 0.2 ms; transposing the complex half-transformed maps
         instead, element by element, made L1's gradOutput spectrum 1.6x slower.) Written
-        into ``spare`` (a stale spectrum) where it fits."""
+        into ``spare`` (a stale spectrum) where it fits; returned still to be written, with
+        the steps that write it (see ``run``)."""
         xp, NH, Q, th, tw = self.xp, self.NH, self.aw.Q, self.ah.tiles, self.aw.tiles
         B1, B2, Lh, Lw = a.shape
         maps = a.reshape(B1 * B2, Lh, Lw)
@@ -202,14 +203,14 @@ class DFTPlan:
             t = xp.matmul(maps[c].transpose(1, 0, 2), self.fwd_w[kind])     # (Lh, m, tw 2Q)
             z = self.fwd_h[kind](t.view(self.cplx).reshape(Lh, -1))          # (th NH, m tw Q)
             grid[..., c] = z.reshape(th, NH, -1, tw, Q).transpose(1, 4, 0, 3, 2)
-        self._each(chunk, self._map_chunks(B1 * B2, Lh * tw))
-        return spec.reshape(len(spec), th * tw * B1, B2)
+        return (spec.reshape(len(spec), th * tw * B1, B2),
+                [(chunk, self._map_chunks(B1 * B2, Lh * tw))])
 
     def _inverse(self, z, kind, bias=None, transposed=False):
         """Real maps ``(S, P, Rh, Rw)`` read back from a spectrum ``(F, T*S, P)``, or with
         ``transposed`` from ``(F, P, T*S)`` (T: the tiles of each map), chunk of maps by
         chunk, plus ``bias`` per plane P if given, as the maps (still to be written) and the
-        step that writes them (see ``_run``). Transposed, a chunk is whole planes, their maps
+        step that writes them (see ``run``). Transposed, a chunk is whole planes, their maps
         written to their place while in cache, rather than in one more pass."""
         F, B1, B2 = z.shape
         tiles = self.ah.tiles * self.aw.tiles
@@ -236,7 +237,7 @@ class DFTPlan:
                     flat[c] += per_map[c]
         return out, (chunk, chunks)
 
-    def _run(self, *operations):
+    def run(self, *operations):
         """Runs operations given as lists of steps, each step a function and the items it
         runs on (chunks of maps, blocks of frequencies), the i-th steps of all operations in
         one parallel call: ``backward``'s two operations hand work to the helper threads
@@ -289,10 +290,29 @@ class DFTPlan:
         """A frequency-major ``(F, a, b)`` array as ``(NH, Q, a, b)``."""
         return a.reshape((self.NH, self.aw.Q) + a.shape[1:])
 
+    def spectrum(self, kind, a, spare=None):
+        """The spectrum of ``a`` as ``kind`` ('input', 'weight' or 'gradOutput', the FFT
+        cache's kinds), still to be written (into ``spare``, a stale spectrum, where it fits),
+        and the steps that write it (see ``run``): the cache runs those of several spectra
+        together."""
+        return self._kernel_spectrum(a, spare) if kind == 'weight' else self._forward(a, kind,
+                                                                                      spare)
+
+    def _spectrum_now(self, kind, a, spare):
+        value, steps = self.spectrum(kind, a, spare)
+        self.run(steps)
+        return value
+
     def input_spectrum(self, x, spare=None):
-        return self._forward(x, 'input', spare)
+        return self._spectrum_now('input', x, spare)
 
     def kernel_spectrum(self, w, spare=None):
+        return self._spectrum_now('weight', w, spare)
+
+    def grad_output_spectrum(self, g, spare=None):
+        return self._spectrum_now('gradOutput', g, spare)
+
+    def _kernel_spectrum(self, w, spare):
         """The flipped kernel's spectrum ``(F, f', f)``, made once per weight and shared by
         ``output`` and ``grad_input``. (Each of them used to make it anew in cache-sized
         blocks; making it once measured 0.73-1.0x the time of the two operations on every
@@ -335,18 +355,14 @@ class DFTPlan:
             else:
                 xp.matmul(self.kernel_h, both.transpose(1, 0, 2),
                           out=grid[:, :, s].transpose(1, 0, 2).view(self.real))
-        self._each(block, blocks)
-        return K
-
-    def grad_output_spectrum(self, g, spare=None):
-        return self._forward(g, 'gradOutput', spare)
+        return K, [(block, blocks)]
 
     def output(self, X, K, bias=None):
         """The output maps, plus ``bias`` per output plane if given (every plan's
         ``output`` takes it)."""
         Y, transposed, products = self._output_products(X, K)
         out, read = self._inverse(Y, 'output', bias, transposed=transposed)
-        self._run([products, read])
+        self.run([products, read])
         return out
 
     def output_products(self, X, K):
@@ -356,7 +372,7 @@ class DFTPlan:
         batch 16 (L5 27.7 -> 19.5 ms), and slower with few planes (L1). In the plan's
         workspace: valid until its next product."""
         Y, transposed, products = self._output_products(X, K)
-        self._run([products])
+        self.run([products])
         return Y, transposed
 
     def _output_products(self, X, K):
@@ -375,7 +391,7 @@ class DFTPlan:
     def grad_input(self, D, K):
         """The input gradient's maps."""
         out, steps = self._grad_input(D, K)
-        self._run(steps)
+        self.run(steps)
         return out
 
     def _grad_input(self, D, K, slot=0):
@@ -393,7 +409,7 @@ class DFTPlan:
         3, 8,320 of them) are bound by the BLAS's cost per call, and measured 17-23 -> 10-15
         ms at batch 16, 62-71 -> 37 at 64. In the plan's workspace, like ``output_products``."""
         G, transposed, products = self._grad_input_products(D, K)
-        self._run([products])
+        self.run([products])
         return G, transposed
 
     def _grad_input_products(self, D, K, slot=0):
@@ -409,11 +425,11 @@ class DFTPlan:
     def backward(self, D, K, X, acc=None, scale=1):
         """``(grad_input(D, K), grad_weight(D, X, acc, scale))``, made together, the two
         operations' products in one parallel call and their read-backs in another (see
-        ``_run``); the input gradient's products in a second workspace. Convnet L4's step
+        ``run``); the input gradient's products in a second workspace. Convnet L4's step
         at batch 16: 0.976x the time (in-process A/B against the two operations apart)."""
         gi, input_steps = self._grad_input(D, K, slot=1)
         gw, weight_steps = self._grad_weight(D, X, acc, scale)
-        self._run(weight_steps, input_steps)   # the weight gradient's larger items first
+        self.run(weight_steps, input_steps)   # the weight gradient's larger items first
         return gi, gw
 
     def _blocks(self, nbytes, size=None):
@@ -425,7 +441,7 @@ class DFTPlan:
         return n if n == 1 else -(-n // parallel.threads()) * parallel.threads()
 
     def _products(self, fn, result):
-        """The step (see ``_run``) running ``fn(frequencies)`` (a slice of them) over all
+        """The step (see ``run``) running ``fn(frequencies)`` (a slice of them) over all
         frequencies of ``result``, in blocks shared among the threads: one small product per frequency, too small to
         split among cores well (convnet L1's, 16 x 3 by 3 x 96, ran at 8 GFLOP/s: 31 -> 16 ms
         in two blocks on two cores). A small ``result`` is made in one block, on the calling
@@ -470,7 +486,7 @@ class DFTPlan:
         real part was then copied out: L4's step 1.01-1.04x the time, the other convnet layers
         alike; 335-344 against 277 us a block of 2,048 pairs on one core.)"""
         out, steps = self._grad_weight(D, X, acc, scale)
-        self._run(steps)
+        self.run(steps)
         return out
 
     def _grad_weight(self, D, X, acc, scale):
@@ -616,8 +632,7 @@ class FFTPlan(DFTPlan):
             window[:, rows, cols] = maps[c]
             z = self.fft.rfftn(window, s=(NH, NW), axes=(1, 2), workers=self._workers())
             dft.transpose(z.reshape(len(z), -1), out=spec[:, c])
-        self._each(chunk, self._map_chunks(B1 * B2, NH))
-        return spec.reshape(len(spec), B1, B2)
+        return spec.reshape(len(spec), B1, B2), [(chunk, self._map_chunks(B1 * B2, NH))]
 
     def _workers(self):
         """FFT threads per call: one where the chunks themselves run on all cores (``_each``
