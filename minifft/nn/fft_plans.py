@@ -39,6 +39,7 @@ rule, or, with autotuning on, by timing the candidates once per geometry (autotu
 """
 import contextlib
 import itertools
+import math
 
 import numpy as np
 
@@ -153,7 +154,7 @@ class DFTPlan:
         operation runs; ``backward`` runs two at once, the second in ``slot`` 1). Fresh arrays
         of this size (~100 MB on convnet L1) cost more than the GEMMs that fill them: their
         pages are faulted in and zeroed on every step."""
-        n = int(np.prod(shape))
+        n = math.prod(shape)
         if slot not in self._work or self._work[slot].size < n:
             self._work[slot] = self.xp.empty(n, self.cplx)
         return self._work[slot][:n].reshape(shape)
@@ -164,7 +165,7 @@ class DFTPlan:
     def _into(self, spare, shape):
         """``spare`` (a stale spectrum from the cache) as a complex array of ``shape`` if it
         has that many elements on this plan's device, else a new one."""
-        n = int(np.prod(shape))
+        n = math.prod(shape)
         if (spare is None or spare.size != n or spare.dtype != self.cplx
                 or backend.get_array_module(spare) is not self.xp):
             return self.xp.empty(shape, self.cplx)
