@@ -309,6 +309,31 @@ def test_backward_is_update_grad_input_then_acc_grad_parameters(strategy, case, 
     assert rel_err(together.gradBias, gb_ref) < 1e-10
 
 
+@pytest.mark.parametrize('strategy', ['dft', 'fft', 'tiled'])
+def test_a_training_step_hands_work_to_the_threads_six_times(strategy, rng, monkeypatch):
+    """The forward's spectra (input and kernel together), products and read-back; backward's
+    gradOutput spectrum (with the kept spectra checked meanwhile), both gradients' products
+    and their read-backs: six parallel calls a step (each wakes the helper threads, tens of
+    microseconds apiece on the development VM), eight with the two gradients made apart."""
+    from minifft import parallel
+    layer, x = make(fft_with(strategy), CASES[4], np.float32, rng=rng)
+    gos = [rng.standard_normal(layer.forward(x).shape).astype(np.float32) for _ in range(2)]
+    calls = []
+    each = parallel.each
+    monkeypatch.setattr(parallel, 'each', lambda fn, items, blas=False: (
+        calls.append(len(items)), each(fn, items, blas))[1])
+    for together, go in ((True, gos[0]), (False, gos[1])):
+        layer.weight *= 1.01
+        calls.clear()
+        layer.forward(x)
+        if together:
+            layer.backward(x, go)
+        else:
+            layer.updateGradInput(x, go)
+            layer.accGradParameters(x, go)
+        assert len(calls) == (6 if together else 8), (together, calls)
+
+
 @pytest.mark.parametrize('strategy', ['dft', 'fft'])
 def test_memory_against_paper_formula(strategy, rng):
     S, f, fo, n, k = 4, 3, 5, 17, 5
