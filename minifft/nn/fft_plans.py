@@ -430,7 +430,9 @@ class DFTPlan:
         at batch 16: 0.976x the time (in-process A/B against the two operations apart)."""
         gi, input_steps = self._grad_input(D, K, slot=1)
         gw, weight_steps = self._grad_weight(D, X, acc, scale)
-        self.run(weight_steps, input_steps)   # the weight gradient's larger items first
+        # the input gradient's first, gradOutput's spectrum just made (the weight gradient's
+        # larger items first: L4's and L5's steps 1.007-1.009x the time, in-process)
+        self.run(input_steps, weight_steps)
         return gi, gw
 
     def _blocks(self, nbytes, size=None):
