@@ -16,7 +16,7 @@ each thread with a single-threaded BLAS (backend.single_threaded_blas).
 The threads are a team that the calling thread joins: each call wakes as many helpers as it
 has items beyond its own first, and every thread takes the next item until none is left.
 A ``ThreadPoolExecutor`` cost about 80 microseconds a call here (a future per item, a queue,
-every item handed to another thread), and convnet L4's step makes nine such calls.
+every item handed to another thread), and convnet L4's step makes six such calls.
 
 The helpers are kept off the calling thread's CPU (``_Team.keep_off``). Linux may wake a
 thread on its waker's CPU, and on the development VM it did so after the process had slept

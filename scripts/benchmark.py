@@ -194,8 +194,8 @@ def measure(rounds, repeat, warmup, ops, gap):
     cores that were idle, and that cost fell unevenly. PyTorch's autograd step, timed after
     its three ops, ran warm (40.0 ms on convnet L4 at batch 16, 41.0 first after a pause),
     while the FFT layer's ops, timed first, ran cold (19.1-19.5 warm, 20.5-21.9 first after
-    a pause: nine hand-overs to a helper thread whose core had gone idle). Every round's
-    step is timed after its ops."""
+    a pause: then nine hand-overs to a helper thread whose core had gone idle, now six).
+    Every round's step is timed after its ops."""
     for _ in range(warmup):
         for run in rounds.values():
             time.sleep(gap)
