@@ -44,8 +44,7 @@ def fingerprint(a):
     if backend.get_array_module(a) is np and a.nbytes >= _SHARED_BYTES:
         parallel.each(fn, parts, blas=True)
     else:
-        for part in parts:
-            fn(part)
+        _run_in_turn([(fn, parts)])
     return stamp
 
 
