@@ -1,13 +1,14 @@
 """Which plan a SpatialConvolutionFFT layer uses for an input geometry (``make_plan``): the
 strategy asked for, the fastest one measured (autotuning, autotune.py), or a rule, with a
 cost model that says when overlap-save tiles are cheaper than one transform of the whole map.
-The plans themselves are in fft_plans.py.
+The plans themselves are in fft_plans.py and fftn_plan.py.
 """
 import numpy as np
 
 from .. import backend
 from . import autotune, dft
-from .fft_plans import Axis, DFTPlan, FFTPlan
+from .fft_plans import Axis, DFTPlan
+from .fftn_plan import FFTPlan
 
 STRATEGIES = ('auto', 'dft', 'tiled', 'fft')
 # what 'auto' chooses among, in the order autotuning times them: 'tiled' is the cost model's
