@@ -334,22 +334,49 @@ def test_a_training_step_hands_work_to_the_threads_six_times(strategy, rng, monk
         assert len(calls) == (6 if together else 8), (together, calls)
 
 
-@pytest.mark.parametrize('strategy', ['dft', 'fft'])
+@pytest.mark.parametrize('strategy', ['dft', 'fft', 'tiled'])
 def test_memory_against_paper_formula(strategy, rng):
+    """After a step the layer holds its three spectra whole, the paper's figure (for tiles:
+    once per tile of the maps, which the paper's figure at the maps' size n bounds), and a
+    workspace that holds no output spectrum: that one is written into the stale gradOutput
+    spectrum's memory (FFTCache.take). The whole within 2x of the paper's figure."""
     S, f, fo, n, k = 4, 3, 5, 17, 5
     layer = nn.SpatialConvolutionFFT(f, fo, k, strategy=strategy)
     x = rng.standard_normal((S, f, n, n)).astype(np.float32)
     run_step(layer, x, rng)
-    N = layer.fft_sizes(x)[0]
-    assert N == (n if strategy == 'dft' else 18)
+    plan = layer.plan(x)
+    N, T = layer.fft_sizes(x)[0], plan.ah.tiles * plan.aw.tiles
+    assert (N, T) == {'dft': (17, 1), 'fft': (18, 1), 'tiled': (11, 2)}[strategy]
+    F = plan.NH * plan.aw.Q
     held = layer.fft_cache.nbytes()
+    assert held == 8 * F * (T * S * f + T * S * fo + f * fo)   # all three spectra, whole
     paper = 4 * N * (N + 1) * (S * f + S * fo + f * fo)
-    assert held == 8 * N * (N // 2 + 1) * (S * f + S * fo + f * fo)  # all three spectra, whole
-    assert paper / 2 <= held <= paper * (N + 2) / (N + 1)
-    # with the DFT plan's workspace (the largest product's result), within 2x of the paper's
-    assert held <= layer.fft_nbytes() <= 2 * paper
+    if T == 1:
+        assert paper / 2 <= held <= paper * (N + 2) / (N + 1)
+    else:
+        paper = 4 * n * (n + 1) * (S * f + S * fo + f * fo)
+    # the workspace: the input gradient's products and the weight gradient's kH rows of taps
+    assert plan.scratch_nbytes() == 8 * (F * T * S * f + k * plan.aw.Q * f * fo)
+    assert layer.fft_nbytes() == held + plan.scratch_nbytes() <= 2 * paper
     layer.clearState()
     assert layer.fft_cache.nbytes() == 0 and layer.fft_nbytes() == 0
+
+
+@pytest.mark.parametrize('policy', ['fingerprint', 'identity'])
+def test_forward_between_the_backward_operations(policy, rng):
+    """A forward writes its output's spectrum into the memory of the kept gradOutput
+    spectrum, which it drops: accGradParameters of an earlier step's gradOutput after it
+    transforms that gradOutput anew, under either policy."""
+    layer, x = make(nn.SpatialConvolutionFFT, CASES[1], np.float64, rng=rng)
+    layer.fft_cache = nn.FFTCache(policy)
+    go = rng.standard_normal(layer.forward(x).shape)
+    layer.updateGradInput(x, go)
+    layer.forward(rng.standard_normal(x.shape))
+    layer.zeroGradParameters()
+    layer.accGradParameters(x, go)
+    _, gw_ref, gb_ref = conv_grads_reference(x, layer.weight, go, (2, 2), (1, 1))
+    assert rel_err(layer.gradWeight, gw_ref) < 1e-10 and rel_err(layer.gradBias, gb_ref) < 1e-10
+    assert layer.fft_cache.stats()['forward']['gradOutput'] == 2
 
 
 def test_device_move_drops_cache(rng):

@@ -22,15 +22,17 @@ Memory: the cache holds X, K and D whole, ``8 * NH * (NW//2 + 1) * (S*f + f*f' +
 bytes in float32. The paper's formula ``4 n (n+1) (S f + S f' + f f')`` counts the same spectra
 at ``NH = NW = n``: the two agree to within ``(n+2)/(n+1)``, times ``(N/n)^2`` when the FFT
 plan rounds the transform size N up from the padded input size n (the DFT plan uses N = n).
-The plans' workspace (the DFT plan's, which the FFT plan inherits: the largest product's
-result, ``8 n (n/2+1) S max(f, f')``, or the weight gradient's kH rows of taps if larger, kept
-across steps so that a step allocates nothing large; ``backward`` holds the input gradient's
-products, ``8 n (n/2+1) S f``, beside the weight gradient's rows) brings the total,
-``fft_nbytes()``, within twice the paper's figure (convnet L1-L5 at batch 16 and 64, DFT and
-FFT plans: 1.2-1.97x). A tiled plan (``Axis.tile``) holds each map's spectrum once per
-tile, ``8 * NH * (NW//2 + 1) * (T*S*f + f*f' + T*S*f')`` with T tiles of NH x NW per map:
-larger map spectra and a smaller kernel spectrum than one window's (convnet L5 at batch 16,
-two tiles of 8 x 13 a map: 5.5 MB for each of X and D and 66 for K, against 4.5 and 107).
+The output's spectrum, which has D's shape, is written into the memory of the stale D
+(``FFTCache.take``): a gradOutput spectrum is only reused by the backward operations of its
+own step. The plans' workspace, kept across steps so that a step allocates nothing large,
+holds the input gradient's products, ``8 n (n/2+1) S f``, and the weight gradient's kH rows
+of taps. After a step, ``fft_nbytes()``, the whole, is 0.92-1.68x the paper's figure on convnet
+L1-L5 at batch 16 and 64, whatever the plan (1.2-2.3x with the output's spectrum in the
+workspace of its own: convnet L1 at batch 64, 862 against 455 MB). A tiled plan
+(``Axis.tile``) holds each map's spectrum once per tile, ``8 * NH * (NW//2 + 1) * (T*S*f +
+f*f' + T*S*f')`` with T tiles of NH x NW per map: larger map spectra and a smaller kernel
+spectrum than one window's (convnet L5 at batch 16, two tiles of 8 x 13 a map: 5.5 MB for
+each of X and D and 66 for K, against 4.5 and 107).
 """
 from .. import backend
 from .conv import _SpatialConvolutionBase
@@ -101,7 +103,9 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
         x, oH, oW = self._geometry(input)
         plan = self.plan(x)
         X, K = self._spectra(plan, ('input', x, True), ('weight', self.weight, True))
-        out = plan.output(X, K, self.bias)  # the bias added chunk by chunk, in cache
+        # the bias added chunk by chunk, in cache; the output's spectrum in gradOutput's
+        out, Y = plan.output(X, K, self.bias, work=self.fft_cache.take('gradOutput'))
+        self.fft_cache.give('gradOutput', Y)
         self.fft_cache.count_inverse('output')
         self.output = self._finish_output(out, input, add_bias=False)
         return self.output

@@ -358,13 +358,17 @@ class DFTPlan:
                           out=grid[:, :, s].transpose(1, 0, 2).view(self.real))
         return K, [(block, blocks)]
 
-    def output(self, X, K, bias=None):
+    def output(self, X, K, bias=None, work=None):
         """The output maps, plus ``bias`` per output plane if given (every plan's
-        ``output`` takes it)."""
-        Y, transposed, products = self._output_products(X, K)
+        ``output`` takes it), and the memory that held the output's spectrum: ``work`` where
+        it fits, else new. The output's spectrum has gradOutput's shape, so
+        SpatialConvolutionFFT lends it the stale gradOutput spectrum's memory and gets it
+        back for the next one (see ``FFTCache.take``)."""
+        Y, transposed, products = self._output_products(X, K, lambda shape: self._into(work,
+                                                                                      shape))
         out, read = self._inverse(Y, 'output', bias, transposed=transposed)
         self.run([products, read])
-        return out
+        return out, Y
 
     def output_products(self, X, K):
         """The output's spectrum, ``X @ K^T`` ``(F, S, f')``, or ``(F, f', S)`` with
@@ -372,20 +376,20 @@ class DFTPlan:
         taken planes first, ``K @ X^T``: OpenBLAS ran them 1.3-1.7x faster on convnet L2-L5 at
         batch 16 (L5 27.7 -> 19.5 ms), and slower with few planes (L1). In the plan's
         workspace: valid until its next product."""
-        Y, transposed, products = self._output_products(X, K)
+        Y, transposed, products = self._output_products(X, K, self._scratch)
         self.run([products])
         return Y, transposed
 
-    def _output_products(self, X, K):
-        """``output_products``' result (still to be written), its layout and the step that
-        writes it."""
+    def _output_products(self, X, K, memory):
+        """``output_products``' result (still to be written, in ``memory(shape)``), its
+        layout and the step that writes it."""
         xp = self.xp
         S, f, g = X.shape[1], X.shape[2], K.shape[1]
         if xp is np and f >= S:
-            Yt = self._scratch((X.shape[0], g, S))
+            Yt = memory((X.shape[0], g, S))
             return Yt, True, self._products(
                 lambda s: xp.matmul(K[s], X[s].transpose(0, 2, 1), out=Yt[s]), Yt)
-        Y = self._scratch((X.shape[0], S, g))
+        Y = memory((X.shape[0], S, g))
         return Y, False, self._products(
             lambda s: xp.matmul(X[s], K[s].transpose(0, 2, 1), out=Y[s]), Y)
 
