@@ -43,6 +43,25 @@ def test_autotune_keeps_the_fastest_plan_per_geometry(rng, monkeypatch):
     assert not autotune.enabled()
 
 
+@pytest.mark.parametrize('strategy', ['dft', 'fft', 'tiled'])
+def test_timed_steps_write_into_the_last_ones_spectra(strategy, rng):
+    """A timed step runs as the layer's does in the steady state: its spectra written into
+    the memory of the step before's, the output's spectrum into gradOutput's, so that no
+    timing but the first pays for fresh memory."""
+    geometry = (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1)
+    plan = plan_choice.make_plan(strategy, np, np.float32, *geometry)
+    x = rng.standard_normal((2, 2, 20, 19)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    go = rng.standard_normal((2, 3, 20, 19)).astype(np.float32)
+    kept = {}
+    autotune._time_step(plan, x, w, go, kept)
+    first = kept['spectra']
+    assert autotune._time_step(plan, x, w, go, kept) > 0
+    assert all(np.shares_memory(a, b) for a, b in zip(first, kept['spectra']))
+    X, K, D = (plan.input_spectrum(x), plan.kernel_spectrum(w), plan.grad_output_spectrum(go))
+    assert all(rel_err(a, b) < 1e-5 for a, b in zip((X, K, D), kept['spectra']))
+
+
 def test_autotune_times_the_close_candidates_again(monkeypatch):
     """After the first rounds, the candidates within 20% of the best take more turns, the
     others none, until one leads by more than that or the extra rounds run out: a plan
