@@ -192,11 +192,9 @@ class FFTCache:
 
     def _start(self, kind, source, stamp, make):
         """A transform of ``source`` begun (its steps still to run), into the memory of the
-        stale spectrum of ``kind``, which is dropped: ``(kind, source, stamp, value,
-        steps)``."""
-        stale = self._entries.pop(kind, None)
-        spare = self._spare.pop(kind, None) if stale is None else stale.value
-        value, steps = make(kind, source, spare)
+        stale spectrum of ``kind``, which is dropped, or of the one ``give`` left (``take``):
+        ``(kind, source, stamp, value, steps)``."""
+        value, steps = make(kind, source, self.take(kind))
         return kind, source, stamp, value, steps
 
     def take(self, kind):
