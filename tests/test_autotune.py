@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from minifft import nn
-from minifft.nn import autotune, plan_choice
+from minifft.nn import autotune, conv_fft, plan_choice
 
 from .helpers import rel_err
 from .test_conv import _ctor, make
@@ -44,22 +44,29 @@ def test_autotune_keeps_the_fastest_plan_per_geometry(rng, monkeypatch):
 
 
 @pytest.mark.parametrize('strategy', ['dft', 'fft', 'tiled'])
-def test_timed_steps_write_into_the_last_ones_spectra(strategy, rng):
-    """A timed step runs as the layer's does in the steady state: its spectra written into
-    the memory of the step before's, the output's spectrum into gradOutput's, so that no
-    timing but the first pays for fresh memory."""
+def test_timed_steps_run_as_the_layer_runs(strategy, rng):
+    """A timed step is the layer's forward and backward passes, its spectra through a cache
+    of its own: with two sets of operands taken in turn, every step transforms all three
+    anew, into the memory of the step before's, and the layer's gradients come out."""
     geometry = (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1)
-    plan = plan_choice.make_plan(strategy, np, np.float32, *geometry)
-    x = rng.standard_normal((2, 2, 20, 19)).astype(np.float32)
-    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
-    go = rng.standard_normal((2, 3, 20, 19)).astype(np.float32)
-    kept = {}
-    autotune._time_step(plan, x, w, go, kept)
-    first = kept['spectra']
-    assert autotune._time_step(plan, x, w, go, kept) > 0
-    assert all(np.shares_memory(a, b) for a, b in zip(first, kept['spectra']))
-    X, K, D = (plan.input_spectrum(x), plan.kernel_spectrum(w), plan.grad_output_spectrum(go))
-    assert all(rel_err(a, b) < 1e-5 for a, b in zip((X, K, D), kept['spectra']))
+    plan = plan_choice.make_plan(strategy, np, np.float64, *geometry)
+    sets = [(rng.standard_normal((2, 2, 20, 19)), rng.standard_normal((3, 2, 3, 3)),
+             rng.standard_normal((2, 3, 20, 19))) for _ in range(2)]
+    cache = nn.FFTCache()
+    autotune._time_step(plan, cache, *sets[0])
+    first = {k: e.value for k, e in cache._entries.items()}
+    assert autotune._time_step(plan, cache, *sets[1]) > 0
+    assert cache.stats()['forward'] == {'input': 2, 'weight': 2, 'gradOutput': 2}
+    assert all(np.shares_memory(first[k], e.value) for k, e in cache._entries.items())
+    x, w, go = sets[1]
+    layer = nn.SpatialConvolutionFFT(*_ctor(geometry), strategy='dft').double()
+    layer.weight[...], layer.bias[...] = w, 0
+    layer.forward(x)
+    gi = layer.backward(x, go)
+    out = conv_fft.forward_pass(plan, cache, x, w)
+    gi2, gw, _ = conv_fft.backward_pass(plan, cache, x, w, go)
+    assert rel_err(out, layer.output) < 1e-10 and rel_err(gi2, gi) < 1e-10
+    assert rel_err(gw, layer.gradWeight) < 1e-10
 
 
 def test_autotune_times_the_close_candidates_again(monkeypatch):

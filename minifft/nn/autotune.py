@@ -8,7 +8,8 @@ import time
 import numpy as np
 
 from .. import backend
-from . import plan_choice  # a cycle: make_plan asks this module; used at call time
+from . import conv_fft, plan_choice  # a cycle: make_plan asks this module; used at call time
+from .fft_cache import FFTCache
 from .fft_plans import own_threads
 
 _state = {'enabled': False}
@@ -66,15 +67,20 @@ def adopt(rows):
 def fastest(xp, dtype, geometry, rounds=3, extra=6, close=1.2):
     """The fastest strategy for ``geometry`` among 'dft', 'fft' and (stride 1) the tilings
     modelled cheapest ('tiled', 'tiled:1', ...: plan_choice.tilings), each timed over a
-    whole training step (three spectra, three products) on random maps; measured once per
-    process. After a warm-up step each, the candidates take turns for ``rounds`` rounds and
-    each keeps its best time, so that a machine whose speed drifts does not favour whichever
-    ran in a fast spell. Then those within ``close`` of the best take turns for up to
-    ``extra`` more rounds, while more than one is left: convnet L1's DFT and FFT plans, 10%
-    apart in training steps (FFT 188 ms, DFT 209), measured within a few percent of each
-    other in three rounds, and either could win (the DFT plan in one of three benchmark runs,
-    its step 25% slower there); c9's tiles, 10-15% behind the DFT plan in three rounds, won
-    one run in four with rounds only for candidates within 10%."""
+    whole training step on random maps, run as SpatialConvolutionFFT runs it (its spectra
+    through a cache of its own, fingerprints and all; two sets of operands taken in turn, so
+    that every step transforms all three); measured once per process. After a warm-up step
+    each, the candidates take turns for ``rounds`` rounds and each keeps its best time, so
+    that a machine whose speed drifts does not favour whichever ran in a fast spell. Then
+    those within ``close`` of the best take turns for up to ``extra`` more rounds, while more
+    than one is left: convnet L1's DFT and FFT plans, 10% apart in training steps (FFT 188
+    ms, DFT 209), measured within a few percent of each other in three rounds, and either
+    could win (the DFT plan in one of three benchmark runs, its step 25% slower there); c9's
+    tiles, 10-15% behind the DFT plan in three rounds, won one run in four with rounds only
+    for candidates within 10%. (The plans alone, without the layer's cache and its
+    fingerprints, timed imagenet_small's conv1 with the DFT plan at 0.86-0.91x the FFT plan's
+    step, where the layer, the benchmark and the model's training steps took 1.03-1.12x; as
+    the layer runs them, the two measure within a few percent here, and either can win.)"""
     key = (xp.__name__, np.dtype(dtype).str, tuple(geometry))
     if key not in _tuned:
         S, f, g, H, W, kH, kW, dH, dW, pH, pW = geometry
@@ -83,8 +89,9 @@ def fastest(xp, dtype, geometry, rounds=3, extra=6, close=1.2):
         def maps(*shape):
             return xp.asarray(rng.standard_normal(shape).astype(dtype))
 
-        x, w = maps(S, f, H, W), maps(g, f, kH, kW)
-        go = maps(S, g, (H + 2 * pH - kH) // dH + 1, (W + 2 * pW - kW) // dW + 1)
+        oH, oW = (H + 2 * pH - kH) // dH + 1, (W + 2 * pW - kW) // dW + 1
+        operands = [(maps(S, f, H, W), maps(g, f, kH, kW), maps(S, g, oH, oW))
+                    for _ in range(2)]
         plans, times, failures = {}, {}, {}
         for name in plan_choice.PLANS:
             plan = plan_choice.make_plan(name, xp, dtype, *geometry)
@@ -92,7 +99,8 @@ def fastest(xp, dtype, geometry, rounds=3, extra=6, close=1.2):
             # fewer tilings are modelled close to the cheapest
             if plan.kind == name.partition(':')[0]:
                 plans[name], times[name] = plan, float('inf')
-        contenders, kept = list(plans), {name: {} for name in plans}
+        caches = {name: FFTCache() for name in plans}
+        contenders = list(plans)
         for i in range(rounds + 1 + extra):
             if i > rounds:
                 best = min(times.values())
@@ -103,7 +111,7 @@ def fastest(xp, dtype, geometry, rounds=3, extra=6, close=1.2):
                 if name in failures:
                     continue
                 try:
-                    t = _time_step(plans[name], x, w, go, kept[name])
+                    t = _time_step(plans[name], caches[name], *operands[i % 2])
                 except MemoryError as e:  # too large here (as cuDNN's benchmark mode skips
                     failures[name] = f'{name}: {e}'  # algorithms whose workspace does not fit)
                     continue
@@ -116,20 +124,13 @@ def fastest(xp, dtype, geometry, rounds=3, extra=6, close=1.2):
     return next(iter(_tuned[key]))
 
 
-def _time_step(plan, x, w, go, kept):
-    """Seconds a training step takes with ``plan``, run as the layer runs it: the spectra
-    written into the memory of the last step's, kept in the dict ``kept``, as the layer's
-    cache does, the output's spectrum in gradOutput's (no fresh memory in the steady
-    state)."""
-    X, K, D = kept.get('spectra', (None, None, None))
+def _time_step(plan, cache, x, w, go):
+    """Seconds a training step takes with ``plan`` and ``cache``: the layer's forward and
+    backward passes (conv_fft.forward_pass, backward_pass)."""
     backend.synchronize()
     start = time.perf_counter()
-    with own_threads(plan.xp):  # as the layer runs them in a training step (its backward)
-        (X, x_steps), (K, k_steps) = plan.spectrum('input', x, X), plan.spectrum('weight', w, K)
-        plan.run(x_steps, k_steps)   # the forward's spectra in one call, as the cache does
-        _, Y = plan.output(X, K, work=D)
-        D = plan.grad_output_spectrum(go, Y)
-        plan.backward(D, K, X)
+    with own_threads(plan.xp):
+        conv_fft.forward_pass(plan, cache, x, w)
+        conv_fft.backward_pass(plan, cache, x, w, go)
     backend.synchronize()
-    kept['spectra'] = X, K, D
     return time.perf_counter() - start

@@ -42,6 +42,29 @@ from .plan_choice import STRATEGIES, make_plan
 from .module import as_image_batch, check_float_array
 
 
+def forward_pass(plan, cache, x, weight, bias=None):
+    """The output maps of the ``(S, f, H, W)`` batch ``x`` by ``plan``, the spectra through
+    ``cache`` (FFTCache): SpatialConvolutionFFT's ``updateOutput``, and the steps autotuning
+    times, which so time what a layer runs."""
+    X, K = cache.get_all((('input', x, True), ('weight', weight, True)), plan.meta,
+                         plan.spectrum, plan.run)
+    # the bias added chunk by chunk, in cache; the output's spectrum in gradOutput's memory
+    out, Y = plan.output(X, K, bias, work=cache.take('gradOutput'))
+    cache.give('gradOutput', Y)
+    return out
+
+
+def backward_pass(plan, cache, x, weight, gradOutput, acc=None, scale=1):
+    """``(input gradient maps, weight gradient, gradOutput's spectrum)`` by ``plan``, the
+    spectra through ``cache``, made together (the plan's ``backward``); the weight gradient
+    is ``acc`` plus ``scale`` times it where ``acc`` is given: SpatialConvolutionFFT's
+    ``backward`` and autotuning's timed steps."""
+    D, K, X = cache.get_all((('gradOutput', gradOutput, True), ('weight', weight, False),
+                             ('input', x, False)), plan.meta, plan.spectrum, plan.run)
+    gi, gw = plan.backward(D, K, X, acc=acc, scale=scale)
+    return gi, gw, D
+
+
 class SpatialConvolutionFFT(_SpatialConvolutionBase):
     """Same constructor, parameters and results as ``SpatialConvolution``; computed in the
     Fourier domain. ``strategy`` ('auto', 'dft', 'tiled' or 'fft', see plan_choice.make_plan)
@@ -101,11 +124,7 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
 
     def _update_output(self, input):
         x, oH, oW = self._geometry(input)
-        plan = self.plan(x)
-        X, K = self._spectra(plan, ('input', x, True), ('weight', self.weight, True))
-        # the bias added chunk by chunk, in cache; the output's spectrum in gradOutput's
-        out, Y = plan.output(X, K, self.bias, work=self.fft_cache.take('gradOutput'))
-        self.fft_cache.give('gradOutput', Y)
+        out = forward_pass(self.plan(x), self.fft_cache, x, self.weight, self.bias)
         self.fft_cache.count_inverse('output')
         self.output = self._finish_output(out, input, add_bias=False)
         return self.output
@@ -133,10 +152,8 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
         check_float_array(self, gradOutput, 'gradOutput', finite=False)
         with own_threads(backend.get_array_module(input)):
             x, g = self._grad_batch(input, gradOutput)
-            plan = self.plan(x)
-            D, K, X = self._spectra(plan, ('gradOutput', g, True),
-                                    ('weight', self.weight, False), ('input', x, False))
-            gi, _ = plan.backward(D, K, X, acc=self.gradWeight, scale=scale)
+            gi, _, D = backward_pass(self.plan(x), self.fft_cache, x, self.weight, g,
+                                     acc=self.gradWeight, scale=scale)
             self._set_grad_input(gi, input)
             self._acc_spectral_grads(D, scale)
         return self.gradInput
