@@ -42,12 +42,18 @@ from .plan_choice import STRATEGIES, make_plan
 from .module import as_image_batch, check_float_array
 
 
+def spectra(plan, cache, *requests):
+    """The spectra for ``requests``, ``(kind, source, fresh)`` each, from ``cache``, the
+    transforms needed made together by ``plan`` (FFTCache.get_all). ``fresh`` where the data
+    may be new (see fft_cache.py's identity policy)."""
+    return cache.get_all(requests, plan.meta, plan.spectrum, plan.run)
+
+
 def forward_pass(plan, cache, x, weight, bias=None):
     """The output maps of the ``(S, f, H, W)`` batch ``x`` by ``plan``, the spectra through
     ``cache`` (FFTCache): SpatialConvolutionFFT's ``updateOutput``, and the steps autotuning
     times, which so time what a layer runs."""
-    X, K = cache.get_all((('input', x, True), ('weight', weight, True)), plan.meta,
-                         plan.spectrum, plan.run)
+    X, K = spectra(plan, cache, ('input', x, True), ('weight', weight, True))
     # the bias added chunk by chunk, in cache; the output's spectrum in gradOutput's memory
     out, Y = plan.output(X, K, bias, work=cache.take('gradOutput'))
     cache.give('gradOutput', Y)
@@ -59,8 +65,8 @@ def backward_pass(plan, cache, x, weight, gradOutput, acc=None, scale=1):
     spectra through ``cache``, made together (the plan's ``backward``); the weight gradient
     is ``acc`` plus ``scale`` times it where ``acc`` is given: SpatialConvolutionFFT's
     ``backward`` and autotuning's timed steps."""
-    D, K, X = cache.get_all((('gradOutput', gradOutput, True), ('weight', weight, False),
-                             ('input', x, False)), plan.meta, plan.spectrum, plan.run)
+    D, K, X = spectra(plan, cache, ('gradOutput', gradOutput, True), ('weight', weight, False),
+                      ('input', x, False))
     gi, gw = plan.backward(D, K, X, acc=acc, scale=scale)
     return gi, gw, D
 
@@ -102,13 +108,6 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
         workspaces."""
         return self.fft_cache.nbytes() + sum(p.scratch_nbytes() for p in self._plans.values())
 
-    # -- spectra, through the cache -------------------------------------------------------
-    def _spectra(self, plan, *requests):
-        """The spectra for ``requests``, ``(kind, source, fresh)`` each, from the cache, the
-        transforms needed made together (FFTCache.get_all). ``fresh`` where the data may be
-        new (see fft_cache.py's identity policy)."""
-        return self.fft_cache.get_all(requests, plan.meta, plan.spectrum, plan.run)
-
     # -- the three operations -------------------------------------------------------------
     def updateOutput(self, input):
         with own_threads(backend.get_array_module(input)):
@@ -132,14 +131,15 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
     def _update_grad_input(self, input, gradOutput):
         x, g = self._grad_batch(input, gradOutput)
         plan = self.plan(x)
-        D, K = self._spectra(plan, ('gradOutput', g, True), ('weight', self.weight, False))
+        D, K = spectra(plan, self.fft_cache, ('gradOutput', g, True),
+                       ('weight', self.weight, False))
         self._set_grad_input(plan.grad_input(D, K), input)
         return self.gradInput
 
     def _acc_grad_parameters(self, input, gradOutput, scale):
         x, g = self._grad_batch(input, gradOutput)
         plan = self.plan(x)
-        X, D = self._spectra(plan, ('input', x, False), ('gradOutput', g, False))
+        X, D = spectra(plan, self.fft_cache, ('input', x, False), ('gradOutput', g, False))
         plan.grad_weight(D, X, acc=self.gradWeight, scale=scale)
         self._acc_spectral_grads(D, scale)
 
