@@ -22,10 +22,12 @@ Three plans:
   ever written and only the rows and columns that are used are computed. Any ``N`` works, so
   it uses the smallest, ``N = H + 2*padH``. On a CPU GEMMs run an order of magnitude faster
   than FFT butterflies. Maps go through both axes in chunks that stay in cache; the products'
-  results live in a workspace kept across steps, and a stale spectrum's memory is reused
-  for its replacement, so a step allocates nothing large.
-* ``FFTPlan`` (fftn_plan.py): the DFT plan with the maps transformed by scipy.fft (cupyx.scipy.fft on a GPU)
-  at the next fast length, batch first, then transposed: O(N log N) per line, for large maps.
+  results live in a workspace kept across steps (the output's in the memory the layer lends
+  it, its stale gradOutput spectrum's), and a stale spectrum's memory is reused for its
+  replacement, so a step allocates nothing large.
+* ``FFTPlan`` (fftn_plan.py): the DFT plan with the maps transformed by scipy.fft
+  (cupyx.scipy.fft on a GPU) at the next fast length, batch first, then transposed: O(N log
+  N) per line, for large maps.
 * The DFT plan on overlap-save tiles (``Axis.tile``): each axis cut into windows of ``N =
   T + k - 1`` pixels that overlap by ``k - 1``, for T outputs each. The tiles of a map are
   more maps to the products (the GEMMs' batch side grows, the frequencies shrink), and the
@@ -449,9 +451,9 @@ class DFTPlan:
 
     def _products(self, fn, result):
         """The step (see ``run``) running ``fn(frequencies)`` (a slice of them) over all
-        frequencies of ``result``, in blocks shared among the threads: one small product per frequency, too small to
-        split among cores well (convnet L1's, 16 x 3 by 3 x 96, ran at 8 GFLOP/s: 31 -> 16 ms
-        in two blocks on two cores). A small ``result`` is made in one block, on the calling
+        frequencies of ``result``, in blocks shared among the threads: one small product per
+        frequency, too small to split among cores well (convnet L1's, 16 x 3 by 3 x 96, ran at
+        8 GFLOP/s: 31 -> 16 ms in two blocks on two cores). A small ``result`` is made in one block, on the calling
         thread. The frequencies that are conjugate twins of others (``dft.conjugate_twins``;
         on a CPU) are copied from them, conjugated, rather than multiplied: 7 of convnet L4's
         96 at batch 16, 2 of L5's 42."""
