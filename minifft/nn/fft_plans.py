@@ -453,10 +453,10 @@ class DFTPlan:
         """The step (see ``run``) running ``fn(frequencies)`` (a slice of them) over all
         frequencies of ``result``, in blocks shared among the threads: one small product per
         frequency, too small to split among cores well (convnet L1's, 16 x 3 by 3 x 96, ran at
-        8 GFLOP/s: 31 -> 16 ms in two blocks on two cores). A small ``result`` is made in one block, on the calling
-        thread. The frequencies that are conjugate twins of others (``dft.conjugate_twins``;
-        on a CPU) are copied from them, conjugated, rather than multiplied: 7 of convnet L4's
-        96 at batch 16, 2 of L5's 42."""
+        8 GFLOP/s: 31 -> 16 ms in two blocks on two cores). A small ``result`` is made in one
+        block, on the calling thread. The frequencies that are conjugate twins of others
+        (``dft.conjugate_twins``; on a CPU) are copied from them, conjugated, rather than
+        multiplied: 7 of convnet L4's 96 at batch 16, 2 of L5's 42."""
         n = 4 * parallel.threads() if self.xp is np and result.nbytes > _BLOCK_BYTES else 1
         if n not in self._product_blocks:   # 70 us to make: once
             self._product_blocks[n] = self._frequency_blocks(n)
