@@ -24,7 +24,7 @@ def test_autotune_keeps_the_fastest_plan_per_geometry(rng, monkeypatch):
         direct.weight[...], direct.bias[...] = layer.weight, layer.bias
         out = layer.forward(x)
         (key, times), = autotune.tuned().items()
-        assert key == ('numpy', '<f8', (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1))
+        assert key == ('numpy', '<f8', (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1), True)
         # every tiling modelled close to the cheapest is timed, each once
         a = plan_choice.Axis(20, 3, 1, 1, 22), plan_choice.Axis(19, 3, 1, 1, 21)
         tiled = ['tiled'] + [f'tiled:{i}' for i in range(1, len(plan_choice.tilings(
@@ -67,6 +67,79 @@ def test_timed_steps_run_as_the_layer_runs(strategy, rng):
     gi2, gw, _ = conv_fft.backward_pass(plan, cache, x, w, go)
     assert rel_err(out, layer.output) < 1e-10 and rel_err(gi2, gi) < 1e-10
     assert rel_err(gw, layer.gradWeight) < 1e-10
+
+
+def test_a_layer_without_input_gradient_is_timed_without_it(rng, monkeypatch):
+    """A layer whose input gradient nobody reads (``gradInputNeeded`` off: train.py's first
+    layer) is autotuned on steps that make none, as its backward makes none, apart from the
+    same geometry's steps with it; the weight gradient comes out as the layer's."""
+    monkeypatch.setattr(autotune, '_tuned', {})
+    geometry = (2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1)
+    timed = []
+    real = autotune._time_step
+
+    def recording(plan, cache, x, w, go, grad_input=True):
+        timed.append(grad_input)
+        return real(plan, cache, x, w, go, grad_input)
+
+    monkeypatch.setattr(autotune, '_time_step', recording)
+    previous = autotune.enable(True)
+    try:
+        first, later = (make(nn.SpatialConvolutionFFT, geometry, np.float64, rng=rng)
+                        for _ in range(2))
+        first[0].gradInputNeeded = False
+        for layer, x in (first, later):
+            layer.forward(x)
+    finally:
+        autotune.enable(previous)
+    key = ('numpy', '<f8', geometry)
+    assert set(autotune.tuned()) == {key + (False,), key + (True,)}
+    n = len(timed) // 2
+    assert timed == [False] * n + [True] * n
+    plan = plan_choice.make_plan('dft', np, np.float64, *geometry)
+    x, w, go = (rng.standard_normal(s) for s in ((2, 2, 20, 19), (3, 2, 3, 3), (2, 3, 20, 19)))
+
+    def no_input_gradient(*args, **kwargs):
+        raise AssertionError('a step without the input gradient made it')
+
+    monkeypatch.setattr(conv_fft, 'backward_pass', no_input_gradient)
+    monkeypatch.setattr(plan, 'grad_input', no_input_gradient)
+    cache = nn.FFTCache()
+    assert real(plan, cache, x, w, go, False) > 0
+    assert cache.stats()['forward'] == {'input': 1, 'weight': 1, 'gradOutput': 1}
+    layer = nn.SpatialConvolutionFFT(*_ctor(geometry), strategy='dft').double()
+    layer.weight[...] = w
+    layer.gradInputNeeded = False
+    layer.forward(x)
+    assert layer.backward(x, go) is None
+    gw, _ = conv_fft.weight_pass(plan, cache, x, go)
+    assert rel_err(gw, layer.gradWeight) < 1e-10  # from the timed step's spectra
+    assert cache.stats()['forward'] == {'input': 1, 'weight': 1, 'gradOutput': 1}
+
+
+def test_choices_say_which_steps_were_timed(monkeypatch):
+    """A checkpoint's rows name whether the steps timed made the input gradient; rows of
+    checkpoints written before (no such field) serve both kinds of layer of their geometry,
+    so that a run resumed from one keeps its plans."""
+    monkeypatch.setattr(autotune, '_tuned', {})
+    geometry = [2, 2, 3, 20, 19, 3, 3, 1, 1, 1, 1]
+    autotune.adopt([['numpy', '<f4', geometry, 'fft', False],
+                    ['numpy', '<f8', geometry, 'tiled']])
+    assert autotune.choices() == [['numpy', '<f4', geometry, 'fft', False],
+                                  ['numpy', '<f8', geometry, 'tiled', True],
+                                  ['numpy', '<f8', geometry, 'tiled', False]]
+    previous = autotune.enable(True)
+    try:
+        for grad_input in (True, False):
+            assert autotune.fastest(np, np.float64, tuple(geometry),
+                                    grad_input=grad_input) == 'tiled'
+        assert autotune.fastest(np, np.float32, tuple(geometry), grad_input=False) == 'fft'
+    finally:
+        autotune.enable(previous)
+    for bad in (['numpy', '<f4', geometry, 'fft', 'yes'], ['numpy', '<f4', geometry],
+                'numpy'):
+        with pytest.raises(ValueError, match='not an autotuning choice'):
+            autotune.adopt([bad])
 
 
 def test_autotune_times_the_close_candidates_again(monkeypatch):

@@ -40,38 +40,47 @@ def disabled():
 
 
 def tuned():
-    """What autotuning measured so far: ``{(module, dtype, geometry): {strategy: seconds}}``,
-    each geometry's fastest first; geometry is ``(S, f, f', H, W, kH, kW, dH, dW, padH,
-    padW)``."""
+    """What autotuning measured so far: ``{(module, dtype, geometry, grad_input): {strategy:
+    seconds}}``, each geometry's fastest first; geometry is ``(S, f, f', H, W, kH, kW, dH,
+    dW, padH, padW)``, and ``grad_input`` whether the steps timed made the input gradient."""
     return {k: dict(v) for k, v in _tuned.items()}
 
 
 def choices():
     """The strategy autotuning settled on for each geometry, as JSON-friendly rows
-    ``[module, dtype, geometry, strategy]``: train.py keeps them in its checkpoints, so that
-    a resumed run uses the plans of the run it continues (and its results bit for bit)."""
-    return [[k[0], k[1], list(k[2]), next(iter(v))] for k, v in _tuned.items()]
+    ``[module, dtype, geometry, strategy, grad_input]``: train.py keeps them in its
+    checkpoints, so that a resumed run uses the plans of the run it continues (and its
+    results bit for bit)."""
+    return [[k[0], k[1], list(k[2]), next(iter(v)), k[3]] for k, v in _tuned.items()]
 
 
 def adopt(rows):
     """Take earlier choices (see ``choices``) for those geometries instead of measuring them;
     geometries measured already in this process keep their own. Adopted ones show no time
-    in ``tuned()``."""
+    in ``tuned()``. A row without ``grad_input`` (checkpoints written before autotuning
+    told the two apart, when every step it timed made the input gradient) was the choice
+    for every layer of its geometry, and is taken for both."""
     for row in rows:
-        module, dtype, geometry, strategy = row
-        if strategy not in plan_choice.PLANS or len(geometry) != 11:
+        if not isinstance(row, (list, tuple)) or len(row) not in (4, 5):
             raise ValueError(f'not an autotuning choice: {row!r}')
-        _tuned.setdefault((module, dtype, tuple(geometry)), {strategy: None})
+        module, dtype, geometry, strategy = row[:4]
+        flags = row[4:] or [True, False]
+        if (strategy not in plan_choice.PLANS or len(geometry) != 11
+                or any(not isinstance(g, bool) for g in flags)):
+            raise ValueError(f'not an autotuning choice: {row!r}')
+        for grad_input in flags:
+            _tuned.setdefault((module, dtype, tuple(geometry), grad_input), {strategy: None})
 
 
-def fastest(xp, dtype, geometry, rounds=3, extra=6, close=1.2):
+def fastest(xp, dtype, geometry, rounds=3, extra=6, close=1.2, grad_input=True):
     """The fastest strategy for ``geometry`` among 'dft', 'fft' and (stride 1) the tilings
     modelled cheapest ('tiled', 'tiled:1', ...: plan_choice.tilings), each timed over a
     whole training step on random maps, run as SpatialConvolutionFFT runs it (its spectra
     through a cache of its own, fingerprints and all; two sets of operands taken in turn, so
-    that every step transforms all three); measured once per process. After a warm-up step
-    each, the candidates take turns for ``rounds`` rounds and each keeps its best time, so
-    that a machine whose speed drifts does not favour whichever ran in a fast spell. Then
+    that every step transforms all three; without the input gradient where ``grad_input``
+    is False, as a network's first layer runs); measured once per process. After a warm-up
+    step each, the candidates take turns for ``rounds`` rounds and each keeps its best time,
+    so that a machine whose speed drifts does not favour whichever ran in a fast spell. Then
     those within ``close`` of the best take turns for up to ``extra`` more rounds, while more
     than one is left: convnet L1's DFT and FFT plans, 10% apart in training steps (FFT 188
     ms, DFT 209), measured within a few percent of each other in three rounds, and either
@@ -81,7 +90,7 @@ def fastest(xp, dtype, geometry, rounds=3, extra=6, close=1.2):
     fingerprints, timed imagenet_small's conv1 with the DFT plan at 0.86-0.91x the FFT plan's
     step, where the layer, the benchmark and the model's training steps took 1.03-1.12x; as
     the layer runs them, the two measure within a few percent here, and either can win.)"""
-    key = (xp.__name__, np.dtype(dtype).str, tuple(geometry))
+    key = (xp.__name__, np.dtype(dtype).str, tuple(geometry), bool(grad_input))
     if key not in _tuned:
         S, f, g, H, W, kH, kW, dH, dW, pH, pW = geometry
         rng = np.random.default_rng(0)
@@ -111,7 +120,7 @@ def fastest(xp, dtype, geometry, rounds=3, extra=6, close=1.2):
                 if name in failures:
                     continue
                 try:
-                    t = _time_step(plans[name], caches[name], *operands[i % 2])
+                    t = _time_step(plans[name], caches[name], *operands[i % 2], grad_input)
                 except MemoryError as e:  # too large here (as cuDNN's benchmark mode skips
                     failures[name] = f'{name}: {e}'  # algorithms whose workspace does not fit)
                     continue
@@ -124,13 +133,17 @@ def fastest(xp, dtype, geometry, rounds=3, extra=6, close=1.2):
     return next(iter(_tuned[key]))
 
 
-def _time_step(plan, cache, x, w, go):
+def _time_step(plan, cache, x, w, go, grad_input=True):
     """Seconds a training step takes with ``plan`` and ``cache``: the layer's forward and
-    backward passes (conv_fft.forward_pass, backward_pass)."""
+    backward passes (conv_fft.forward_pass, then backward_pass, or weight_pass where
+    ``grad_input`` is False)."""
     backend.synchronize()
     start = time.perf_counter()
     with own_threads(plan.xp):
         conv_fft.forward_pass(plan, cache, x, w)
-        conv_fft.backward_pass(plan, cache, x, w, go)
+        if grad_input:
+            conv_fft.backward_pass(plan, cache, x, w, go)
+        else:
+            conv_fft.weight_pass(plan, cache, x, go)
     backend.synchronize()
     return time.perf_counter() - start

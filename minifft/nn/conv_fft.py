@@ -71,6 +71,15 @@ def backward_pass(plan, cache, x, weight, gradOutput, acc=None, scale=1):
     return gi, gw, D
 
 
+def weight_pass(plan, cache, x, gradOutput, acc=None, scale=1):
+    """``(weight gradient, gradOutput's spectrum)``, as ``backward_pass`` gives them, without
+    the input gradient: SpatialConvolutionFFT's ``accGradParameters``, all that the backward
+    of a layer whose input gradient nobody reads runs (``gradInputNeeded`` off: a network's
+    first layer), and autotuning's timed steps of such a layer."""
+    X, D = spectra(plan, cache, ('input', x, False), ('gradOutput', gradOutput, False))
+    return plan.grad_weight(D, X, acc=acc, scale=scale), D
+
+
 class SpatialConvolutionFFT(_SpatialConvolutionBase):
     """Same constructor, parameters and results as ``SpatialConvolution``; computed in the
     Fourier domain. ``strategy`` ('auto', 'dft', 'tiled' or 'fft', see plan_choice.make_plan)
@@ -88,14 +97,17 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
         self._plans = {}
 
     def plan(self, x):
-        """The transform plan for an ``(S, f, H, W)`` input (made once per geometry)."""
+        """The transform plan for an ``(S, f, H, W)`` input (made once per geometry; autotuned
+        on the operations the layer then runs: without the input gradient where
+        ``gradInputNeeded`` is off)."""
         xp = backend.get_array_module(x)
         key = (x.shape, x.dtype.str, xp.__name__, self.strategy)
         if key not in self._plans:
             self._plans[key] = make_plan(self.strategy, xp, x.dtype, x.shape[0],
                                          self.nInputPlane, self.nOutputPlane, x.shape[2],
                                          x.shape[3], self.kH, self.kW, self.dH, self.dW,
-                                         self.padH, self.padW)
+                                         self.padH, self.padW,
+                                         grad_input=self.gradInputNeeded)
         return self._plans[key]
 
     def fft_sizes(self, input):
@@ -138,9 +150,7 @@ class SpatialConvolutionFFT(_SpatialConvolutionBase):
 
     def _acc_grad_parameters(self, input, gradOutput, scale):
         x, g = self._grad_batch(input, gradOutput)
-        plan = self.plan(x)
-        X, D = spectra(plan, self.fft_cache, ('input', x, False), ('gradOutput', g, False))
-        plan.grad_weight(D, X, acc=self.gradWeight, scale=scale)
+        _, D = weight_pass(self.plan(x), self.fft_cache, x, g, acc=self.gradWeight, scale=scale)
         self._acc_spectral_grads(D, scale)
 
     def backward(self, input, gradOutput, scale=1):

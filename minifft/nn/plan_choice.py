@@ -95,9 +95,10 @@ def choose_tile(S, f, g, ah, aw, force=False, rank=0):
     return T
 
 
-def make_plan(strategy, xp, dtype, S, f, g, H, W, kH, kW, dH, dW, pH, pW):
+def make_plan(strategy, xp, dtype, S, f, g, H, W, kH, kW, dH, dW, pH, pW, grad_input=True):
     """The plan for one layer geometry. 'auto' with autotuning on (``autotune.enable``): the
-    fastest plan measured for this geometry (see autotune.py). 'auto' without it, on the CPU:
+    fastest plan measured for this geometry, on training steps with the input gradient or,
+    with ``grad_input`` False, without it (see autotune.py). 'auto' without it, on the CPU:
     DFT matrices, on overlapping tiles where the cost model says tiles are cheaper, and FFTs
     for maps over ``DFT_MAX`` points that cannot be tiled; on the GPU, where cuFFT is fast,
     the FFT. 'tiled' falls back to 'dft' where no tile fits, and so does 'tiled:N' (the
@@ -107,7 +108,7 @@ def make_plan(strategy, xp, dtype, S, f, g, H, W, kH, kW, dH, dW, pH, pW):
         raise ValueError(f'strategy must be one of {STRATEGIES}, got {strategy!r}')
     geometry = (S, f, g, H, W, kH, kW, dH, dW, pH, pW)
     if strategy == 'auto' and autotune.enabled():
-        strategy = autotune.fastest(xp, dtype, geometry)
+        strategy = autotune.fastest(xp, dtype, geometry, grad_input=grad_input)
     ah, aw = Axis(H, kH, dH, pH, H + 2 * pH), Axis(W, kW, dW, pW, W + 2 * pW)
     if strategy == 'auto' or strategy.startswith('tiled'):
         rank = int(strategy.partition(':')[2] or 0)
