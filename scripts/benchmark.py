@@ -61,8 +61,10 @@ def model_suite(name, batch=None):
     """Rows for the convolutions of the model file ``name`` (train.py's ``--model``), in the
     model's order, each at the input size it sees in the model and at the model's batch size
     (``batch`` where given): a forward pass of one zero sample through a copy of the model
-    made with direct convolutions records them. Returns the rows and, for the layers that
-    cannot be rows (the rows are square: kernel, stride, padding and input), why not."""
+    made with direct convolutions records them. A row's last field says whether the layer's
+    input gradient is made: not for the model's first module, as train.py runs it (the data
+    needs none). Returns the rows and, for the layers that cannot be rows (the rows are
+    square: kernel, stride, padding and input), why not."""
     from minifft import model_files
     module = model_files.load(name)
     net = model_files.create(module, 10, conv=nn.SpatialConvolution)
@@ -90,7 +92,8 @@ def model_suite(name, batch=None):
         if odd:
             skipped.append(f'{label}: {", ".join(odd)} (the rows are square)')
             continue
-        rows.append((label, S, m.nInputPlane, m.nOutputPlane, H, m.kH, m.dH, m.padH))
+        rows.append((label, S, m.nInputPlane, m.nOutputPlane, H, m.kH, m.dH, m.padH,
+                     m is not net.get(0)))
     return rows, skipped
 
 
@@ -140,12 +143,13 @@ def layer_round(layer, xs, gs):
     return run
 
 
-def torch_round(x, w, g, stride, pad, device):
+def torch_round(x, w, g, stride, pad, device, grad_input=True):
     """A function timing PyTorch's conv2d once per op, and its autograd step (forward and
-    backward, what a PyTorch user's training step runs)."""
+    backward, what a PyTorch user's training step runs; without the input gradient unless
+    ``grad_input``, as for an input that needs none)."""
     import torch
     dev = 'cuda' if device == 'gpu' else 'cpu'
-    tx = torch.tensor(backend.asnumpy(x), device=dev, requires_grad=True)
+    tx = torch.tensor(backend.asnumpy(x), device=dev, requires_grad=grad_input)
     tw = torch.tensor(backend.asnumpy(w), device=dev, requires_grad=True)
     tb = torch.zeros(w.shape[0], device=dev, requires_grad=True)
     tg = torch.tensor(backend.asnumpy(g), device=dev)
@@ -280,7 +284,9 @@ def rel(a, b):
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
-def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch):
+def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch, grad_input=True):
+    """A row: the layer checked against the direct one, then timed. Without ``grad_input``
+    (a model's first layer) the steps make no input gradient, and the sums leave it out."""
     xp = backend.xp_for(args.device)
     rng = np.random.default_rng(0)
     fft = nn.SpatialConvolutionFFT(f, fo, k, k, stride, stride, pad, pad,
@@ -288,6 +294,7 @@ def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch):
     direct = nn.SpatialConvolution(f, fo, k, k, stride, stride, pad, pad)
     direct.weight, direct.bias = fft.weight.copy(), fft.bias.copy()
     direct.type(args.device)
+    fft.gradInputNeeded = direct.gradInputNeeded = grad_input  # before a plan is autotuned
     xs = [xp.asarray(rng.standard_normal((S, f, n, n), dtype=np.float32)) for _ in range(2)]
     o = (n + 2 * pad - k) // stride + 1
     gs = [xp.asarray(rng.standard_normal((S, fo, o, o), dtype=np.float32)) for _ in range(2)]
@@ -301,14 +308,15 @@ def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch):
         m.zeroGradParameters()
         m.accGradParameters(xs[0], gs[0], 1)
     errors['error_gradWeight'] = rel(fft.gradWeight, direct.gradWeight)
-    ops = args.ops
+    ops = [op for op in args.ops if grad_input or op != 'updateGradInput'] or args.ops
     row = {'label': label, 'S': S, 'f': f, 'f_out': fo, 'n': n, 'k': k, 'stride': stride,
-           'pad': pad, **errors}
+           'pad': pad, 'grad_input': grad_input, **errors}
     rounds = {'fft': layer_round(fft, xs, gs)}
     if args.direct:
         rounds['direct'] = layer_round(direct, xs, gs)
     if have_torch:
-        rounds['torch'] = torch_round(xs[0], fft.weight, gs[0], stride, pad, args.device)
+        rounds['torch'] = torch_round(xs[0], fft.weight, gs[0], stride, pad, args.device,
+                                      grad_input)
     row.update(measure(rounds, args.repeat, args.warmup, ops,
                        IDLE_GAP if args.device == 'cpu' else 0))
     plan = fft.plan(xs[0])
@@ -341,7 +349,8 @@ def print_table(rows, ops, impls):
     head += f' {"err":>8s}'
     print(head)
     for r in rows:
-        line = (f'{r["label"]:6s} {r["S"]:4d} {r["f"]:4d} {r["f_out"]:4d} {r["n"]:4d} '
+        label = r['label'] + ('' if r.get('grad_input', True) else '*')
+        line = (f'{label:6s} {r["S"]:4d} {r["f"]:4d} {r["f_out"]:4d} {r["n"]:4d} '
                 f'{r["k"]:3d} {"x".join(map(str, r["fft_window"])):>7s} {r["fft_tiles"]:5d} '
                 f'{r["fft_plan"]:>5s}')
         for impl in impls:
@@ -360,6 +369,10 @@ def print_table(rows, ops, impls):
           'round by round); fft/step = the same for the steps, against PyTorch; quartiles = '
           "its per-round ratios' first and third quartile; err = largest relative L2 "
           'difference FFT vs direct')
+    if not all(r.get('grad_input', True) for r in rows):
+        print("*: the model's first layer, whose input gradient train.py does not make: its "
+              'sums and steps leave it out (PyTorch\'s step too, the input needing no '
+              'gradient); its gin columns are for reference')
 
 
 def print_gemm_rates(rows):
@@ -528,8 +541,9 @@ def main(argv=None):
     if args.device == 'gpu':
         print(f'TF32: torch {args.tf32}; CuPy CUPY_TF32={os.environ.get("CUPY_TF32", "0")}')
     rows = []
-    for label, S, f, fo, n, k, stride, pad in configs:
-        rows.append(run_config(label, S or batch, f, fo, n, k, stride, pad, args, have_torch))
+    for label, S, f, fo, n, k, stride, pad, *grad_input in configs:  # a model's rows say
+        rows.append(run_config(label, S or batch, f, fo, n, k, stride, pad, args, have_torch,
+                               *grad_input))
     impls = ['fft'] + (['direct'] if args.direct else []) + (['torch'] if have_torch else [])
     print_table(rows, args.ops, impls)
     if args.gemm_rates:

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -66,7 +68,9 @@ def create_model(n_classes, conv=nn.SpatialConvolutionFFT):
 
 def test_model_rows_are_its_convolutions_at_their_input_sizes(tmp_path):
     """--model: each convolution of a model file at the size it sees in the model and the
-    model's batch size; a layer the square rows cannot describe is named, not measured."""
+    model's batch size; a layer the square rows cannot describe is named, not measured. The
+    model's first layer is timed as train.py runs it, without the input gradient: its sums
+    leave it out."""
     (tmp_path / 'm.py').write_text(MODEL)
     out = tmp_path / 'm.json'
     r = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'benchmark.py'),
@@ -82,6 +86,13 @@ def test_model_rows_are_its_convolutions_at_their_input_sizes(tmp_path):
     assert rows == [dict(label='conv1', S=3, f=3, f_out=4, n=12, k=5, stride=1, pad=2),
                     dict(label='conv2', S=3, f=4, f_out=6, n=6, k=3, stride=1, pad=1)]
     assert all(max(v for k, v in row.items() if 'error' in k) < 1e-4 for row in result['rows'])
+    first, second = result['rows']
+    assert (first['grad_input'], second['grad_input']) == (False, True)
+    every = ('updateOutput', 'updateGradInput', 'accGradParameters')
+    for row, ops in ((first, ('updateOutput', 'accGradParameters')), (second, every)):
+        for impl in ('fft', 'direct'):
+            assert row[impl]['total'] == pytest.approx(sum(row[impl][op] for op in ops))
+    assert "*: the model's first layer" in r.stdout and '\nconv1* ' in r.stdout
 
 
 def test_model_shapes_are_found_without_autotuning(tmp_path):
