@@ -125,7 +125,8 @@ def layer_round(layer, xs, gs):
     step ('step': updateOutput and backward, what a training step runs, where the FFT layer
     makes both gradients together). The ops take the first of two sets of inputs and the
     step the second, and the weight changes in place before each, so that every transform is
-    paid for."""
+    paid for. A layer whose input gradient is not made (``gradInputNeeded`` off) has no
+    updateGradInput timed: its accGradParameters transforms gradOutput, as in its steps."""
     steps = itertools.count(1)
 
     def run():
@@ -135,7 +136,8 @@ def layer_round(layer, xs, gs):
         times = {op: timed(call, backend.synchronize) for op, call in (
             ('updateOutput', lambda: layer.updateOutput(x)),
             ('updateGradInput', lambda: layer.updateGradInput(x, g)),
-            ('accGradParameters', lambda: layer.accGradParameters(x, g, 1)))}
+            ('accGradParameters', lambda: layer.accGradParameters(x, g, 1)))
+            if layer.gradInputNeeded or op != 'updateGradInput'}
         layer.weight *= layer.weight.dtype.type(1 - 1e-7 * sign)
         times['step'] = timed(lambda: (layer.updateOutput(y), layer.backward(y, h, 1)),
                               backend.synchronize)
@@ -165,10 +167,11 @@ def torch_round(x, w, g, stride, pad, device, grad_input=True):
     def run():
         with torch.no_grad():
             times = {'updateOutput': timed(lambda: conv(tx, tw, tb, stride, pad), sync),
-                     'updateGradInput': timed(lambda: bwd(tg, tx, tw, *args,
-                                                          [True, False, False]), sync),
                      'accGradParameters': timed(lambda: bwd(tg, tx, tw, *args,
                                                             [False, True, True]), sync)}
+            if grad_input:
+                times['updateGradInput'] = timed(lambda: bwd(tg, tx, tw, *args,
+                                                             [True, False, False]), sync)
         times['step'] = timed(autograd_step, sync)
         return times
     return run
@@ -308,7 +311,7 @@ def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch, grad_input=
         m.zeroGradParameters()
         m.accGradParameters(xs[0], gs[0], 1)
     errors['error_gradWeight'] = rel(fft.gradWeight, direct.gradWeight)
-    ops = [op for op in args.ops if grad_input or op != 'updateGradInput'] or args.ops
+    ops = [op for op in args.ops if grad_input or op != 'updateGradInput']
     row = {'label': label, 'S': S, 'f': f, 'f_out': fo, 'n': n, 'k': k, 'stride': stride,
            'pad': pad, 'grad_input': grad_input, **errors}
     rounds = {'fft': layer_round(fft, xs, gs)}
@@ -354,7 +357,8 @@ def print_table(rows, ops, impls):
                 f'{r["k"]:3d} {"x".join(map(str, r["fft_window"])):>7s} {r["fft_tiles"]:5d} '
                 f'{r["fft_plan"]:>5s}')
         for impl in impls:
-            line += ''.join(f' {r[impl][op] * 1e3:11.1f}' for op in ops)
+            line += ''.join(f' {r[impl][op] * 1e3:11.1f}' if op in r[impl] else f' {"-":>11s}'
+                            for op in ops)
             line += f' {r[impl]["total"] * 1e3:11.1f} {r[impl]["step"] * 1e3:11.1f}'
         line += ''.join(f' {r[i]["vs"]:8.2f}x' for i in impls if i != 'fft')
         if 'torch' in impls:
@@ -370,9 +374,9 @@ def print_table(rows, ops, impls):
           "its per-round ratios' first and third quartile; err = largest relative L2 "
           'difference FFT vs direct')
     if not all(r.get('grad_input', True) for r in rows):
-        print("*: the model's first layer, whose input gradient train.py does not make: its "
-              'sums and steps leave it out (PyTorch\'s step too, the input needing no '
-              'gradient); its gin columns are for reference')
+        print("*: the model's first layer, whose input gradient train.py does not make: not "
+              "timed, and its steps make none (PyTorch's too, the input needing no gradient); "
+              "its acc includes gradOutput's transform, which gin makes elsewhere")
 
 
 def print_gemm_rates(rows):
@@ -513,6 +517,9 @@ def main(argv=None):
         except (ValueError, TypeError) as e:   # the model file's own errors, named
             p.error(str(e))
         args.suite, source = f'model:{args.model}', f'model {args.model}'
+        if args.ops == ['updateGradInput']:
+            skipped += [f'{c[0]}: no input gradient in the model' for c in configs if not c[8]]
+            configs = [c for c in configs if c[8]]
         for reason in skipped:
             print(f'left out {reason}')
     else:

@@ -93,6 +93,7 @@ def test_model_rows_are_its_convolutions_at_their_input_sizes(tmp_path):
         for impl in ('fft', 'direct'):
             assert row[impl]['total'] == pytest.approx(sum(row[impl][op] for op in ops))
     assert "*: the model's first layer" in r.stdout and '\nconv1* ' in r.stdout
+    assert 'updateGradInput' not in first['fft'] and 'updateGradInput' in second['fft']
 
 
 def test_model_shapes_are_found_without_autotuning(tmp_path):
