@@ -94,8 +94,8 @@ def test_a_layer_without_input_gradient_is_timed_without_it(rng, monkeypatch):
         autotune.enable(previous)
     key = ('numpy', '<f8', geometry)
     assert set(autotune.tuned()) == {key + (False,), key + (True,)}
-    n = len(timed) // 2
-    assert timed == [False] * n + [True] * n
+    n = timed.count(False)  # how many rounds each geometry took depends on its timings
+    assert n and timed == [False] * n + [True] * (len(timed) - n) and timed[-1]
     plan = plan_choice.make_plan('dft', np, np.float64, *geometry)
     x, w, go = (rng.standard_normal(s) for s in ((2, 2, 20, 19), (3, 2, 3, 3), (2, 3, 20, 19)))
 
