@@ -15,6 +15,7 @@ runs its step in turn (on a CPU after a pause and an untimed step of its own, se
 drifts (shared VMs do) slows them alike. A GPU is synchronised around each operation.
 """
 import argparse
+import functools
 import itertools
 import json
 import math
@@ -28,9 +29,11 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from minifft import backend, cli, nn, parallel  # noqa: E402
+from minifft import backend, cli, nn, optim, parallel  # noqa: E402
 from minifft.atomic import atomic_path, check_writable  # noqa: E402
 from minifft.nn.fft_plans import own_threads  # noqa: E402
+
+import torch_twin  # noqa: E402  (scripts/, the script's own folder)
 
 OPS = ('updateOutput', 'updateGradInput', 'accGradParameters')
 SHORT = {'updateOutput': 'fwd', 'updateGradInput': 'gin', 'accGradParameters': 'acc'}
@@ -95,6 +98,101 @@ def model_suite(name, batch=None):
         rows.append((label, S, m.nInputPlane, m.nOutputPlane, H, m.kH, m.dH, m.padH,
                      m is not net.get(0)))
     return rows, skipped
+
+
+def whole_step(name, args, have_torch):
+    """A whole training step of the model file ``name`` (forward, cross-entropy loss,
+    backward, the model's SGD update; the first layer without an input gradient, as
+    train.py runs it) on random data at the model's batch size (``--batch`` where given):
+    with FFT convolutions, with direct ones (unless ``--no-direct``) and, where installed,
+    the same network in PyTorch (``torch_twin``), in rounds as the layers are timed
+    (``measure``). First each network's outputs in evaluate mode are compared with the
+    FFT one's. Returns a row: per implementation its median step and images/s."""
+    from minifft import model_files
+    module = model_files.load(name)
+    S, shape, n_classes = args.batch or module.BATCH_SIZE, tuple(module.INPUT_SHAPE), 10
+    rng = np.random.default_rng(0)
+    xp = backend.xp_for(args.device)
+    data = [(xp.asarray(rng.standard_normal((S,) + shape, dtype=np.float32)),
+             xp.asarray(rng.integers(0, n_classes, S))) for _ in range(2)]
+    hyper = dict(lr=module.LR, momentum=getattr(module, 'MOMENTUM', 0.0),
+                 weight_decay=getattr(module, 'WEIGHT_DECAY', 0.0))
+    nets = {'fft': model_files.create(module, n_classes, conv=functools.partial(
+        nn.SpatialConvolutionFFT, strategy=args.strategy))}
+    if args.direct:
+        nets['direct'] = model_files.create(module, n_classes, conv=nn.SpatialConvolution)
+    rounds, outputs = {}, {}
+    for impl, net in nets.items():
+        if impl != 'fft':  # the same parameters as the FFT network's
+            for (_, p, _), (_, q, _) in zip(net.named_parameters(), nets['fft'].named_parameters()):
+                p[...] = q
+        net.type(args.device)
+        net.get(0).gradInputNeeded = False
+        outputs[impl] = net.evaluate().forward(data[0][0]).copy()
+        net.training()
+        rounds[impl] = _minifft_step(net, optim.SGD(*net.parameters(), **hyper), data)
+    if have_torch:
+        import torch
+        twin = torch_twin.build(nets['fft'], args.device)
+        dev = 'cuda' if args.device == 'gpu' else 'cpu'
+        tdata = [(torch.as_tensor(backend.asnumpy(x), device=dev),
+                  torch.as_tensor(backend.asnumpy(y), device=dev)) for x, y in data]
+        with torch.no_grad():
+            outputs['torch'] = twin.eval()(tdata[0][0]).cpu().numpy()
+        twin.train()
+        rounds['torch'] = _torch_step(twin, torch.optim.SGD(twin.parameters(), **hyper), tdata,
+                                      dev)
+    row = {'label': model_files.label(name), 'S': S, 'input_shape': list(shape),
+           **{f'error_{impl}': rel(outputs[impl], outputs['fft']) for impl in outputs
+              if impl != 'fft'},
+           **measure(rounds, args.repeat, args.warmup, ['step'],
+                     IDLE_GAP if args.device == 'cpu' else 0)}
+    for impl in rounds:
+        row[impl]['images_per_s'] = S / row[impl]['step']
+    return row
+
+
+def _minifft_step(net, opt, data):
+    criterion, steps = nn.CrossEntropyCriterion(), itertools.count()
+
+    def step(x, y):
+        scores = net.forward(x)
+        criterion.updateOutput(scores, y)
+        net.zeroGradParameters()
+        net.backward(x, criterion.updateGradInput(scores, y))
+        opt.step()
+
+    return lambda: {'step': timed(lambda: step(*data[next(steps) % 2]), backend.synchronize)}
+
+
+def _torch_step(net, opt, data, dev):
+    import torch
+    sync, steps = torch.cuda.synchronize if dev == 'cuda' else (lambda: None), itertools.count()
+
+    def step(x, y):
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+
+    return lambda: {'step': timed(lambda: step(*data[next(steps) % 2]), sync)}
+
+
+def print_whole_step(row, impls):
+    print(f'{row["label"]}: a whole training step at batch {row["S"]} (forward, loss, '
+          'backward, SGD update; medians of the rounds)')
+    print(f'{"impl":8s} {"step ms":>9s} {"images/s":>9s} {"fft/impl":>9s} {"quartiles":>11s} '
+          f'{"err":>8s}')
+    for impl in impls:
+        r = row[impl]
+        line = f'{impl:8s} {r["step"] * 1e3:9.1f} {r["images_per_s"]:9.1f}'
+        if impl != 'fft':
+            low, high = r['step_vs_quartiles']
+            line += (f' {r["step_vs"]:8.2f}x {f"{low:.2f}-{high:.2f}":>11s} '
+                     f'{row["error_" + impl]:8.1e}')
+        print(line)
+    print('fft/impl = how many times faster the network with FFT convolutions steps than impl '
+          '(median of the per-round ratios); err = relative L2 difference of the outputs from '
+          "the FFT network's, in evaluate mode")
 
 
 def flops(S, f, fo, n, k, N):
@@ -450,12 +548,59 @@ def check_output(option, path):
             raise ValueError(f'{option}: {e.strerror or e}') from None
 
 
+def _torch_peer(args):
+    """Whether PyTorch is there to compare with, set up as its users run it (all cores;
+    cuDNN's benchmark mode); says so, with the threads and plans, in a line."""
+    have_torch = False
+    if args.torch:
+        try:
+            import torch
+            torch.set_num_threads(os.cpu_count())
+            torch.backends.cudnn.benchmark = True  # cuDNN's best algorithm, as users run it
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = (
+                args.tf32 == 'on')
+            have_torch = True
+        except ImportError:
+            print('PyTorch is not installed: its columns are left out')
+    threads = os.cpu_count()
+    print(f'device {args.device}; threads: FFT workers {backend.fft_for(np).workers}, BLAS default '
+          f'(all {threads} cores), torch {threads if have_torch else "-"}; FFT plans: '
+          f'{args.strategy}' + (', autotuned' if args.autotune and args.strategy == 'auto' else ''))
+    return have_torch
+
+
+def run_whole_step(p, args):
+    """``--whole-step``: the row of ``whole_step``, printed, and written where --json says."""
+    if not args.model:
+        p.error('--whole-step needs --model (the model file whose training step to time)')
+    extra = [o for o, on in (('--plot', args.plot), ('--gemm-rates', args.gemm_rates),
+                             ('--layers', args.layers)) if on]
+    if extra:
+        p.error(f'{" and ".join(extra)}: per layer, not for --whole-step')
+    have_torch = _torch_peer(args)
+    try:
+        row = whole_step(args.model, args, have_torch)
+    except (ValueError, TypeError) as e:   # the model file's own errors, and modules
+        p.error(str(e))                   # without a PyTorch twin, named
+    impls = ['fft'] + (['direct'] if args.direct else []) + (['torch'] if have_torch else [])
+    print_whole_step(row, impls)
+    if args.json:
+        with atomic_path(args.json) as tmp, open(tmp, 'w') as fh:
+            json.dump({'device': args.device, 'threads': os.cpu_count(),
+                       'suite': f'model:{args.model}:whole-step', 'autotune': args.autotune,
+                       'strategy': args.strategy, 'rows': [row]}, fh, indent=1)
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--suite', default='convnet', choices=('convnet', 'paper', 'layers', 'quick'))
     p.add_argument('--model', help="instead of a suite: the convolutions of a model file "
                    "(as train.py's --model), at the model's batch size unless --batch")
+    p.add_argument('--whole-step', action='store_true',
+                   help="with --model: time the model's whole training step instead of its "
+                        'convolutions, against the same network in PyTorch')
     p.add_argument('--layers', help='comma-separated labels to run, e.g. L1,L3')
     p.add_argument('--batch', type=cli.whole(1), help='S (default 128 on a GPU, 16 on a CPU)')
     p.add_argument('--device', default='cpu', choices=('cpu', 'gpu'))
@@ -511,6 +656,8 @@ def main(argv=None):
     if len(set(args.ops)) < len(args.ops):  # each would count twice in the sums
         p.error(f'--ops names an operation twice: {",".join(args.ops)}')
     batch = args.batch or (128 if args.device == 'gpu' else 16)
+    if args.whole_step:
+        return run_whole_step(p, args)
     if args.model:
         try:
             configs, skipped = model_suite(args.model, args.batch)
@@ -530,21 +677,7 @@ def main(argv=None):
         if unknown:
             p.error(f'unknown layers {sorted(unknown)} in {source}')
         configs = [c for c in configs if c[0] in wanted]
-    have_torch = False
-    if args.torch:
-        try:
-            import torch
-            torch.set_num_threads(os.cpu_count())
-            torch.backends.cudnn.benchmark = True  # cuDNN's best algorithm, as users run it
-            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = (
-                args.tf32 == 'on')
-            have_torch = True
-        except ImportError:
-            print('PyTorch is not installed: its columns are left out')
-    threads = os.cpu_count()
-    print(f'device {args.device}; threads: FFT workers {backend.fft_for(np).workers}, BLAS default '
-          f'(all {threads} cores), torch {threads if have_torch else "-"}; FFT plans: '
-          f'{args.strategy}' + (', autotuned' if args.autotune and args.strategy == 'auto' else ''))
+    have_torch = _torch_peer(args)
     if args.device == 'gpu':
         print(f'TF32: torch {args.tf32}; CuPy CUPY_TF32={os.environ.get("CUPY_TF32", "0")}')
     rows = []
@@ -557,7 +690,7 @@ def main(argv=None):
         print_gemm_rates(rows)
     if args.json:
         with atomic_path(args.json) as tmp, open(tmp, 'w') as fh:
-            json.dump({'device': args.device, 'threads': threads, 'suite': args.suite,
+            json.dump({'device': args.device, 'threads': os.cpu_count(), 'suite': args.suite,
                        'autotune': args.autotune, 'strategy': args.strategy,
                        'tf32_torch': args.tf32, 'tf32_cupy': os.environ.get('CUPY_TF32', '0'),
                        'ops': args.ops, 'rows': rows}, fh, indent=1)

@@ -5,7 +5,10 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+
+from .helpers import rel_err
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -191,3 +194,73 @@ def test_measure_times_each_round_after_an_untimed_step_of_its_own():
                                repeat=5, warmup=0, ops=('op',), gap=0)
     assert result['other']['step_vs'] == 3.0 and result['other']['step_vs_quartiles'] == [2.0, 4.0]
     assert result['other']['vs'] == 1.0
+
+
+def test_whole_step_times_the_model_against_its_pytorch_twin(tmp_path):
+    """--whole-step: a model file's whole training step, with FFT and with direct
+    convolutions and as the same network in PyTorch, each checked first against the FFT
+    one's outputs."""
+    pytest.importorskip('torch')
+    (tmp_path / 'm.py').write_text(MODEL)
+    out = tmp_path / 'w.json'
+    r = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'benchmark.py'),
+                        '--model', str(tmp_path / 'm.py'), '--whole-step', '--repeat', '2',
+                        '--warmup', '0', '--json', str(out)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert 'm: a whole training step at batch 3' in r.stdout
+    result = json.loads(out.read_text())
+    (row,) = result['rows']
+    assert result['suite'].endswith(':whole-step') and row['S'] == 3
+    assert row['error_direct'] < 1e-5 and row['error_torch'] < 1e-5
+    for impl in ('fft', 'direct', 'torch'):
+        assert row[impl]['step'] > 0 and row[impl]['images_per_s'] == pytest.approx(
+            3 / row[impl]['step'])
+    for impl in ('direct', 'torch'):
+        low, high = row[impl]['step_vs_quartiles']
+        assert 0 < low <= row[impl]['step_vs'] <= high
+
+
+def test_pytorch_twin_computes_what_the_network_does(rng):
+    """torch_twin: every module it knows, in training mode (batch statistics, padded and
+    ceil-mode pooling) and in evaluate mode (running statistics), gives the network's
+    outputs; a module it does not know is named."""
+    torch = pytest.importorskip('torch')
+    from minifft import nn
+    twin_module = _script().torch_twin
+    net = nn.Sequential(
+        nn.SpatialConvolutionFFT(3, 4, 5, 3, 1, 2, 2, 1), nn.SpatialBatchNormalization(4),
+        nn.Tanh(), nn.SpatialMaxPooling(3, 3, 2, 2, 1, 1).ceil(),
+        nn.SpatialConvolution(4, 5, 3, 3, 1, 1, 0, 0), nn.Sigmoid(),
+        nn.SpatialAveragePooling(2, 2, 2, 2, 1, 1, count_include_pad=False), nn.View(-1),
+        nn.Linear(5 * 2 * 3, 7), nn.BatchNormalization(7, eps=1e-3, momentum=0.3), nn.ReLU(),
+        nn.Dropout(0.4), nn.Linear(7, 2, bias=False))
+    for m in net.modules:
+        for p in m.parameters()[0]:
+            p[...] = rng.standard_normal(p.shape)
+    x = rng.standard_normal((6, 3, 11, 10)).astype(np.float32)
+    net.get(-2).evaluate()  # dropout off in both, as training would not make them agree
+    twin = twin_module.build(net)
+    twin[-2].eval()
+    out = twin(torch.from_numpy(x)).detach().numpy()
+    assert rel_err(out, net.forward(x)) < 1e-5
+    for i in (1, 9):  # the running statistics move alike (momentum 0.1 and 0.3)
+        assert rel_err(twin[i].running_var.numpy(), net.get(i).running_var) < 1e-5
+        assert rel_err(twin[i].running_mean.numpy(), net.get(i).running_mean) < 1e-5
+    net.evaluate()
+    twin = twin_module.build(net)  # the running statistics copied
+    assert not twin.training
+    assert rel_err(twin(torch.from_numpy(x)).detach().numpy(), net.forward(x)) < 1e-5
+    with pytest.raises(ValueError, match='nn.SoftMax has no PyTorch twin here'):
+        twin_module.build(nn.Sequential(nn.Linear(2, 2), nn.SoftMax()))
+
+
+def test_whole_step_arguments_are_named(tmp_path):
+    script = os.path.join(ROOT, 'scripts', 'benchmark.py')
+    for args, message in ((['--whole-step'], '--whole-step needs --model'),
+                          (['--whole-step', '--model', 'imagenet_small', '--plot', 'x.png'],
+                           '--plot: per layer, not for --whole-step')):
+        r = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 2 and message in r.stderr and 'Traceback' not in r.stderr, \
+            r.stderr
