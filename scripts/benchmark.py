@@ -6,6 +6,7 @@ where installed, PyTorch's conv2d (the paper's comparison, per operation).
   python scripts/benchmark.py --suite paper --json paper.json --plot paper.png
   python scripts/benchmark.py --suite quick
   python scripts/benchmark.py --model imagenet_small     # a model file's convolutions
+  python scripts/benchmark.py --model imagenet_small --whole-step   # its whole training step
 
 Each repeat is a real training step: a new input and gradOutput (two sets alternate) and a
 weight changed in place, so every spectrum the step needs is computed inside the timed region.
@@ -15,7 +16,6 @@ runs its step in turn (on a CPU after a pause and an untimed step of its own, se
 drifts (shared VMs do) slows them alike. A GPU is synchronised around each operation.
 """
 import argparse
-import functools
 import itertools
 import json
 import math
@@ -29,11 +29,12 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from minifft import backend, cli, nn, optim, parallel  # noqa: E402
+from minifft import backend, cli, nn, parallel  # noqa: E402
 from minifft.atomic import atomic_path, check_writable  # noqa: E402
 from minifft.nn.fft_plans import own_threads  # noqa: E402
 
-import torch_twin  # noqa: E402  (scripts/, the script's own folder)
+from rounds import IDLE_GAP, measure, rel, timed  # noqa: E402  (scripts/, this folder)
+from whole_step import print_whole_step, whole_step  # noqa: E402
 
 OPS = ('updateOutput', 'updateGradInput', 'accGradParameters')
 SHORT = {'updateOutput': 'fwd', 'updateGradInput': 'gin', 'accGradParameters': 'acc'}
@@ -100,101 +101,6 @@ def model_suite(name, batch=None):
     return rows, skipped
 
 
-def whole_step(name, args, have_torch):
-    """A whole training step of the model file ``name`` (forward, cross-entropy loss,
-    backward, the model's SGD update; the first layer without an input gradient, as
-    train.py runs it) on random data at the model's batch size (``--batch`` where given):
-    with FFT convolutions, with direct ones (unless ``--no-direct``) and, where installed,
-    the same network in PyTorch (``torch_twin``), in rounds as the layers are timed
-    (``measure``). First each network's outputs in evaluate mode are compared with the
-    FFT one's. Returns a row: per implementation its median step and images/s."""
-    from minifft import model_files
-    module = model_files.load(name)
-    S, shape, n_classes = args.batch or module.BATCH_SIZE, tuple(module.INPUT_SHAPE), 10
-    rng = np.random.default_rng(0)
-    xp = backend.xp_for(args.device)
-    data = [(xp.asarray(rng.standard_normal((S,) + shape, dtype=np.float32)),
-             xp.asarray(rng.integers(0, n_classes, S))) for _ in range(2)]
-    hyper = dict(lr=module.LR, momentum=getattr(module, 'MOMENTUM', 0.0),
-                 weight_decay=getattr(module, 'WEIGHT_DECAY', 0.0))
-    nets = {'fft': model_files.create(module, n_classes, conv=functools.partial(
-        nn.SpatialConvolutionFFT, strategy=args.strategy))}
-    if args.direct:
-        nets['direct'] = model_files.create(module, n_classes, conv=nn.SpatialConvolution)
-    rounds, outputs = {}, {}
-    for impl, net in nets.items():
-        if impl != 'fft':  # the same parameters as the FFT network's
-            for (_, p, _), (_, q, _) in zip(net.named_parameters(), nets['fft'].named_parameters()):
-                p[...] = q
-        net.type(args.device)
-        net.get(0).gradInputNeeded = False
-        outputs[impl] = net.evaluate().forward(data[0][0]).copy()
-        net.training()
-        rounds[impl] = _minifft_step(net, optim.SGD(*net.parameters(), **hyper), data)
-    if have_torch:
-        import torch
-        twin = torch_twin.build(nets['fft'], args.device)
-        dev = 'cuda' if args.device == 'gpu' else 'cpu'
-        tdata = [(torch.as_tensor(backend.asnumpy(x), device=dev),
-                  torch.as_tensor(backend.asnumpy(y), device=dev)) for x, y in data]
-        with torch.no_grad():
-            outputs['torch'] = twin.eval()(tdata[0][0]).cpu().numpy()
-        twin.train()
-        rounds['torch'] = _torch_step(twin, torch.optim.SGD(twin.parameters(), **hyper), tdata,
-                                      dev)
-    row = {'label': model_files.label(name), 'S': S, 'input_shape': list(shape),
-           **{f'error_{impl}': rel(outputs[impl], outputs['fft']) for impl in outputs
-              if impl != 'fft'},
-           **measure(rounds, args.repeat, args.warmup, ['step'],
-                     IDLE_GAP if args.device == 'cpu' else 0)}
-    for impl in rounds:
-        row[impl]['images_per_s'] = S / row[impl]['step']
-    return row
-
-
-def _minifft_step(net, opt, data):
-    criterion, steps = nn.CrossEntropyCriterion(), itertools.count()
-
-    def step(x, y):
-        scores = net.forward(x)
-        criterion.updateOutput(scores, y)
-        net.zeroGradParameters()
-        net.backward(x, criterion.updateGradInput(scores, y))
-        opt.step()
-
-    return lambda: {'step': timed(lambda: step(*data[next(steps) % 2]), backend.synchronize)}
-
-
-def _torch_step(net, opt, data, dev):
-    import torch
-    sync, steps = torch.cuda.synchronize if dev == 'cuda' else (lambda: None), itertools.count()
-
-    def step(x, y):
-        opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
-
-    return lambda: {'step': timed(lambda: step(*data[next(steps) % 2]), sync)}
-
-
-def print_whole_step(row, impls):
-    print(f'{row["label"]}: a whole training step at batch {row["S"]} (forward, loss, '
-          'backward, SGD update; medians of the rounds)')
-    print(f'{"impl":8s} {"step ms":>9s} {"images/s":>9s} {"fft/impl":>9s} {"quartiles":>11s} '
-          f'{"err":>8s}')
-    for impl in impls:
-        r = row[impl]
-        line = f'{impl:8s} {r["step"] * 1e3:9.1f} {r["images_per_s"]:9.1f}'
-        if impl != 'fft':
-            low, high = r['step_vs_quartiles']
-            line += (f' {r["step_vs"]:8.2f}x {f"{low:.2f}-{high:.2f}":>11s} '
-                     f'{row["error_" + impl]:8.1e}')
-        print(line)
-    print('fft/impl = how many times faster the network with FFT convolutions steps than impl '
-          '(median of the per-round ratios); err = relative L2 difference of the outputs from '
-          "the FFT network's, in evaluate mode")
-
-
 def flops(S, f, fo, n, k, N):
     """The paper's operation counts for one operation, as floating-point operations: direct
     2 S f' f n'^2 k^2; FFT 2 C N^2 log2 N (f' S + f S + f' f) + 4 S f' f N^2 (C = 2.5 for a
@@ -207,15 +113,6 @@ def flops(S, f, fo, n, k, N):
 
 def paper_memory(S, f, fo, N):
     return 4 * N * (N + 1) * (S * f + S * fo + f * fo)
-
-
-def timed(fn, sync):
-    """Seconds ``fn()`` takes, the device synchronised before and after by ``sync()``."""
-    sync()
-    t = time.perf_counter()
-    fn()
-    sync()
-    return time.perf_counter() - t
 
 
 def layer_round(layer, xs, gs):
@@ -275,67 +172,13 @@ def torch_round(x, w, g, stride, pad, device, grad_input=True):
     return run
 
 
-# Seconds of idleness before each implementation's round on a CPU. Thread pools keep
-# spinning after their last call (OpenBLAS's workers for 2^28 cycles, ~0.1 s; libgomp's, under
-# PyTorch, for a while too), and on 2 cores the spinning threads of the library that ran just
-# before took half the machine: PyTorch's ops measured 1.5-2.3x slower right after a minifft
-# round than after a pause, minifft's forward 1.2x slower after a PyTorch round. A GPU's
-# rounds are synchronised and need no pause. After the pause each implementation runs one
-# untimed step before its timed one (see ``measure``).
-IDLE_GAP = 0.25
-
-
-def measure(rounds, repeat, warmup, ops, gap):
-    """Runs every implementation's round in turn, ``warmup`` then ``repeat`` times, so that a
-    machine whose speed drifts (a shared VM's does, by 2x over minutes) slows all alike, each
-    round after ``gap`` seconds of idleness, as if it ran alone. Per implementation: the median
-    of each op, of their sum ('total') and of the whole step where its rounds time one
-    ('step'); per pair, the median of the per-round ratios of the sums ('vs') and of the
-    steps ('step_vs'), and their quartiles ('vs_quartiles'): how far one round strays from
-    another.
-
-    With a gap, each timed round follows an untimed one of the same implementation, as a
-    training step follows the one before: the first step after the process slept runs on
-    cores that were idle, and that cost fell unevenly. PyTorch's autograd step, timed after
-    its three ops, ran warm (40.0 ms on convnet L4 at batch 16, 41.0 first after a pause),
-    while the FFT layer's ops, timed first, ran cold (19.1-19.5 warm, 20.5-21.9 first after
-    a pause: then nine hand-overs to a helper thread whose core had gone idle, now six).
-    Every round's step is timed after its ops."""
-    for _ in range(warmup):
-        for run in rounds.values():
-            time.sleep(gap)
-            run()
-    samples = {name: [] for name in rounds}
-    for _ in range(repeat):
-        for name, run in rounds.items():
-            if gap:
-                time.sleep(gap)
-                run()
-            t = run()
-            t['total'] = sum(t[op] for op in ops)
-            samples[name].append(t)
-    result = {name: {k: float(np.median([t[k] for t in ts])) for k in ts[0]}
-              for name, ts in samples.items()}
-    fft = samples['fft']
-    for name, ts in samples.items():
-        if name == 'fft':
-            continue
-        for key, op in (('vs', 'total'), ('step_vs', 'step')):
-            if op in ts[0] and op in fft[0]:
-                ratios = [t[op] / u[op] for t, u in zip(ts, fft)]
-                result[name][key] = float(np.median(ratios))
-                result[name][key + '_quartiles'] = [float(q) for q in
-                                                    np.percentile(ratios, (25, 75))]
-    return result
-
-
 def loader_throughput(path, batch, workers, augment, batches=200):
     """Images per second the DataLoader alone delivers (two passes, the second timed)."""
     from minifft import data
     loader = data.DataLoader(data.HDF5Dataset(path, 'train'), batch, augment=augment,
                              workers=workers)
     n = min(batches, len(loader))
-    for timed in (False, True):
+    for _ in range(2):  # the first pass warms the loader and the file cache up
         t = time.perf_counter()
         for i, _ in enumerate(loader):
             if i + 1 == n:
@@ -378,11 +221,6 @@ def gemm_gflops(layer, x, g, repeat):
             if i:  # the first round warms up
                 best[name] = min(best[name], t)
     return F, {name: flop / best[name] / 1e9 for name, (_, flop) in runs.items()}
-
-
-def rel(a, b):
-    a, b = backend.asnumpy(a).astype(np.float64), backend.asnumpy(b).astype(np.float64)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
 def run_config(label, S, f, fo, n, k, stride, pad, args, have_torch, grad_input=True):

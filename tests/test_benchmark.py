@@ -1,5 +1,6 @@
 """scripts/benchmark.py's quick suite as a smoke test: the JSON has its fields and the
 correctness column is small. No test asserts a speed."""
+import importlib
 import json
 import os
 import subprocess
@@ -13,14 +14,14 @@ from .helpers import rel_err
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _script():
-    """scripts/benchmark.py as a module, for the tests that call its functions."""
+def _script(name='benchmark'):
+    """scripts/NAME.py (benchmark.py by default) as a module, for the tests that call its
+    functions."""
     sys.path.insert(0, os.path.join(ROOT, 'scripts'))
     try:
-        import benchmark
+        return importlib.import_module(name)
     finally:
         sys.path.pop(0)
-    return benchmark
 
 
 def test_quick_suite_writes_json_and_plot(tmp_path):
@@ -227,7 +228,7 @@ def test_pytorch_twin_computes_what_the_network_does(rng):
     outputs; a module it does not know is named."""
     torch = pytest.importorskip('torch')
     from minifft import nn
-    twin_module = _script().torch_twin
+    twin_module = _script('torch_twin')
     net = nn.Sequential(
         nn.SpatialConvolutionFFT(3, 4, 5, 3, 1, 2, 2, 1), nn.SpatialBatchNormalization(4),
         nn.Tanh(), nn.SpatialMaxPooling(3, 3, 2, 2, 1, 1).ceil(),
