@@ -178,7 +178,7 @@ def loader_throughput(path, batch, workers, augment, batches=200):
     loader = data.DataLoader(data.HDF5Dataset(path, 'train'), batch, augment=augment,
                              workers=workers)
     n = min(batches, len(loader))
-    for _ in range(2):  # the first pass warms the loader and the file cache up
+    for _pass in range(2):  # the first warms the loader and the file cache up
         t = time.perf_counter()
         for i, _ in enumerate(loader):
             if i + 1 == n:
