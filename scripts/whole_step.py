@@ -31,11 +31,11 @@ def whole_step(name, args, have_torch):
         nn.SpatialConvolutionFFT, strategy=args.strategy))}
     if args.direct:
         nets['direct'] = model_files.create(module, n_classes, conv=nn.SpatialConvolution)
+        for (_, p, _), (_, q, _) in zip(nets['direct'].named_parameters(),
+                                        nets['fft'].named_parameters()):
+            p[...] = q  # the FFT network's parameters, copied while both are on the host
     rounds, outputs = {}, {}
     for impl, net in nets.items():
-        if impl != 'fft':  # the same parameters as the FFT network's
-            for (_, p, _), (_, q, _) in zip(net.named_parameters(), nets['fft'].named_parameters()):
-                p[...] = q
         net.type(args.device)
         net.get(0).gradInputNeeded = False
         outputs[impl] = net.evaluate().forward(data[0][0]).copy()
