@@ -186,14 +186,18 @@ def test_backward_is_update_grad_input_then_acc_grad_parameters(strategy, case, 
     assert rel_err(together.gradBias, gb_ref) < 1e-10
 
 
-@pytest.mark.parametrize('strategy', ['dft', 'fft', 'tiled'])
-def test_a_training_step_hands_work_to_the_threads_six_times(strategy, rng, monkeypatch):
+@pytest.mark.parametrize('strategy, case, forward', [('dft', 4, 3), ('tiled', 4, 3),
+                                                     ('fft', 4, 2), ('fft', 6, 3)])
+def test_a_training_step_hands_work_to_the_threads_six_times(strategy, case, forward, rng,
+                                                              monkeypatch):
     """The forward's spectra (input and kernel together), products and read-back; backward's
     gradOutput spectrum (with the kept spectra checked meanwhile), both gradients' products
     and their read-backs: six parallel calls a step (each wakes the helper threads, tens of
-    microseconds apiece on the development VM), eight with the two gradients made apart."""
+    microseconds apiece on the development VM), eight with the two gradients made apart.
+    The FFT plan with few input planes takes the forward's products with the read-back
+    (FFTPlan.output): five and seven."""
     from minifft import parallel
-    layer, x = make(fft_with(strategy), CASES[4], np.float32, rng=rng)
+    layer, x = make(fft_with(strategy), CASES[case], np.float32, rng=rng)
     gos = [rng.standard_normal(layer.forward(x).shape).astype(np.float32) for _ in range(2)]
     calls = []
     each = parallel.each
@@ -208,7 +212,7 @@ def test_a_training_step_hands_work_to_the_threads_six_times(strategy, rng, monk
         else:
             layer.updateGradInput(x, go)
             layer.accGradParameters(x, go)
-        assert len(calls) == (6 if together else 8), (together, calls)
+        assert len(calls) == forward + (3 if together else 5), (together, calls)
 
 
 @pytest.mark.gpu
@@ -367,11 +371,12 @@ def test_plans_in_blocks_and_chunks_of_one(strategy, case, threads, rng, monkeyp
     multiplied in half their rows), every slicing of the plan is used, and the results are
     still the naive loop's, on one thread or several."""
     from minifft import parallel
-    from minifft.nn import fft_plans
+    from minifft.nn import fft_plans, fftn_plan
     monkeypatch.setattr(fft_plans, '_BLOCK_BYTES', 1)
     monkeypatch.setattr(fft_plans, '_KERNEL_BLOCK_BYTES', 1)
     monkeypatch.setattr(fft_plans, '_CHUNK_BYTES', 1)
     monkeypatch.setattr(fft_plans, '_SPLIT_ROWS', 1)
+    monkeypatch.setattr(fftn_plan, '_ELEMENTWISE_CHUNK_BYTES', 1)  # chunks within a sample
     previous = parallel.set_threads(threads)
     try:
         layer, x = make(fft_with(strategy), case, np.float64, device, rng=rng)

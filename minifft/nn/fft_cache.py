@@ -208,8 +208,10 @@ class FFTCache:
         return entry.value if entry is not None else self._spare.pop(kind, None)
 
     def give(self, kind, memory):
-        """Keeps ``memory`` for the next spectrum of ``kind`` to be written into."""
-        self._spare[kind] = memory
+        """Keeps ``memory`` for the next spectrum of ``kind`` to be written into (None: there
+        is none to keep)."""
+        if memory is not None:
+            self._spare[kind] = memory
 
     def count_inverse(self, kind):
         self._inverse[kind] = self._inverse.get(kind, 0) + 1
