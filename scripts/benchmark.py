@@ -192,8 +192,9 @@ def gemm_gflops(layer, x, g, repeat):
     plan as in a training step (``output_products`` and the like: blocks of frequencies on
     the cores, in the operand order, or as matrix-vector products, the plan picks), counted as
     complex GEMMs (8 flops per multiply-add) over the frequencies the plan multiplies (not
-    the conjugate twins it copies: ``plan.kept``), and of a large single-precision matrix
-    multiply with the BLAS on all cores (2048^2; 8192^2 on a GPU): the machine's practical
+    the conjugate twins it copies: ``plan.kept``; the FFT plan's forward with few input
+    planes takes its products elementwise in a step instead), and of a large single-precision
+    matrix multiply with the BLAS on all cores (2048^2; 8192^2 on a GPU): the machine's practical
     limit. The two take turns, best of ``repeat`` each, as the machine's speed drifts."""
     xp = backend.get_array_module(x)
     plan = layer.plan(x)
