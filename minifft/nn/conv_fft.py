@@ -26,8 +26,9 @@ The output's spectrum, which has D's shape, is written into the memory of the st
 (``FFTCache.take``): a gradOutput spectrum is only reused by the backward operations of its
 own step (the FFT plan with few input planes never makes it whole: FFTPlan.output). The
 plans' workspace, kept across steps so that a step allocates nothing large, holds the input
-gradient's products, ``8 n (n/2+1) S f``, and the weight gradient's kH rows of taps. After a step, ``fft_nbytes()``, the whole, is 0.92-1.68x the paper's figure on convnet
-L1-L5 at batch 16 and 64, whatever the plan (1.2-2.3x with the output's spectrum in the
+gradient's products, ``8 n (n/2+1) S f``, and the weight gradient's kH rows of taps. After a
+step, ``fft_nbytes()``, the whole, is 0.92-1.68x the paper's figure on convnet L1-L5 at
+batch 16 and 64, whatever the plan (1.2-2.3x with the output's spectrum in the
 workspace of its own: convnet L1 at batch 64, 862 against 455 MB). A tiled plan
 (``Axis.tile``) holds each map's spectrum once per tile, ``8 * NH * (NW//2 + 1) * (T*S*f +
 f*f' + T*S*f')`` with T tiles of NH x NW per map: larger map spectra and a smaller kernel
