@@ -173,15 +173,16 @@ class DFTPlan:
             return self.xp.empty(shape, self.cplx)
         return spare.reshape(shape)
 
-    def _map_chunks(self, B, rows, whole=1):
+    def _map_chunks(self, B, rows, whole=1, budget=None):
         """Slices of a batch of B maps, each chunk's half-transformed maps ``rows x Q``
-        complex about ``_CHUNK_BYTES``: a chunk goes through both axes while its data is
-        still in cache, instead of each step streaming the whole batch through memory.
+        complex about ``budget`` bytes (``_CHUNK_BYTES`` by default): a chunk goes through
+        both axes while its data is still in cache, instead of each step streaming the whole
+        batch through memory.
         Chunks hold a multiple of ``whole`` maps. Their number is a multiple of the threads
         and their sizes equal, so that every core gets the same work: a batch that fits one
         chunk used to run on one core's copies (convnet L4 at batch 16), and L5's 6,144 maps
         went 5,760 to one thread and 384 to the other."""
-        step = max(1, _CHUNK_BYTES // (rows * self.aw.Q * self.cplx.itemsize))
+        step = max(1, (budget or _CHUNK_BYTES) // (rows * self.aw.Q * self.cplx.itemsize))
         cores = parallel.threads() if self.xp is np else 1
         return parallel.split(B, -(-B // step // cores) * cores, whole)
 

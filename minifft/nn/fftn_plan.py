@@ -27,9 +27,10 @@ class FFTPlan(DFTPlan):
         self.read = {k: (dft.span(read_h[k]), dft.span(read_w[k]))
                      for k in ('output', 'gradInput')}
 
-    def _map_chunks(self, B, rows, whole=1):
+    def _map_chunks(self, B, rows, whole=1, budget=None):
         # on a GPU one launch over the whole batch beats cache-sized pieces
-        return DFTPlan._map_chunks(self, B, rows, whole) if self.xp is np else [slice(0, B)]
+        return (DFTPlan._map_chunks(self, B, rows, whole, budget) if self.xp is np
+                else [slice(0, B)])
 
     def _forward(self, a, kind, spare):
         xp, NH, NW = self.xp, self.NH, self.NW
@@ -84,9 +85,7 @@ class FFTPlan(DFTPlan):
             if per_map is not None:
                 flat[c] += per_map[c]
 
-        step = max(1, _ELEMENTWISE_CHUNK_BYTES // (F * self.cplx.itemsize))
-        cores = parallel.threads()
-        self._each(chunk, parallel.split(S * g, -(-S * g // step // cores) * cores))
+        self._each(chunk, self._map_chunks(S * g, self.NH, budget=_ELEMENTWISE_CHUNK_BYTES))
         return out, work
 
     def _workers(self):
